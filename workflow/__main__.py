@@ -1,0 +1,103 @@
+"""Command line: `python -m workflow {recommend,demo-data,summary,db}`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import sqlalchemy as sa
+
+from workflow import config, db, demo
+
+
+def recommend(args: argparse.Namespace) -> None:
+    """Print the user's current recommendations above the threshold, as the case study's query returns them."""
+    rows = db.recommended_titles(config.warehouse_url(), args.user_id, args.threshold)
+    if not rows:
+        print(f"no recommendations above {args.threshold} for user {args.user_id}")
+    for title, rating in rows:
+        print(f"{rating:.3f}  {title}")
+
+
+def demo_data(args: argparse.Namespace) -> None:
+    """Fill the source database with the synthetic data set (only when empty, with --if-empty)."""
+    url = config.source_url()
+    if args.if_empty and db.source_row_count(url) > 0:
+        print(f"source {config.safe_url(url)} already holds ratings; left as it is")
+        return
+    courses, ratings = demo.demo_data(args.ratings, seed=args.seed)
+    db.replace_source_tables(url, courses, ratings)
+    print(
+        f"source {config.safe_url(url)}: wrote {len(courses):,} courses and {len(ratings):,} ratings "
+        f"by {ratings['user_id'].nunique():,} users"
+    )
+
+
+def summary(args: argparse.Namespace) -> None:
+    """Print the warehouse's loads and the current recommendations of a few users."""
+    with db.connect(config.warehouse_url()) as connection:
+        loads = connection.execute(
+            sa.text("SELECT recommendation_date, n_recommendations, n_users FROM recommendation_loads ORDER BY 1")
+        ).all()
+        users = (
+            connection.execute(
+                sa.text("SELECT DISTINCT user_id FROM recommendations ORDER BY user_id LIMIT :n"), {"n": args.users}
+            )
+            .scalars()
+            .all()
+        )
+    for date, n_recommendations, n_users in loads:
+        print(f"loaded {date}: {n_recommendations:,} recommendations for {n_users:,} users")
+    for user_id in users:
+        print(f"user {user_id}:")
+        for title, rating in db.recommended_titles(config.warehouse_url(), user_id, 0):
+            print(f"  {rating:.3f}  {title}")
+
+
+def database(args: argparse.Namespace) -> None:
+    """Start or stop the embedded server, or print its URLs (passwords hidden)."""
+    server = config.embedded_server()
+    if args.action == "start":
+        server.ensure_running()
+    elif args.action == "stop":
+        server.stop()
+        print(f"embedded server in {server.root} stopped")
+        return
+    print(f"source:    {config.safe_url(config.source_url())}")
+    print(f"warehouse: {config.safe_url(config.warehouse_url())}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m workflow", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    command = commands.add_parser("recommend", help=recommend.__doc__)
+    command.add_argument("--user-id", type=int, required=True)
+    command.add_argument("--threshold", type=float, default=4.5)
+    command.set_defaults(handler=recommend)
+
+    command = commands.add_parser("demo-data", help=demo_data.__doc__)
+    command.add_argument("--ratings", type=int, default=2_000_000)
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--if-empty", action="store_true")
+    command.set_defaults(handler=demo_data)
+
+    command = commands.add_parser("summary", help=summary.__doc__)
+    command.add_argument("--users", type=int, default=3)
+    command.set_defaults(handler=summary)
+
+    command = commands.add_parser("db", help=database.__doc__)
+    command.add_argument("action", choices=["start", "stop", "url"])
+    command.set_defaults(handler=database)
+
+    args = parser.parse_args(argv)
+    try:
+        args.handler(args)
+    except (ConnectionError, db.SourceDataError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Settings: where outputs go, which databases to use, and the business rules' parameters."""
+
+from __future__ import annotations
+
+import os
+from configparser import InterpolationError
+from pathlib import Path
+
+import luigi
+from sqlalchemy.engine import make_url
+
+from workflow.embedded import EmbeddedServer
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The repository's luigi.cfg applies wherever the command is started from (a luigi.cfg in the
+# current directory or LUIGI_CONFIG_PATH, read later, still wins).
+if (PROJECT_ROOT / "luigi.cfg").exists():
+    luigi.configuration.get_config().add_config_path(str(PROJECT_ROOT / "luigi.cfg"))
+
+
+class rules(luigi.Config):  # noqa: N801  (luigi maps the class name to the [rules] section)
+    """The configurable business rules ([rules] in luigi.cfg)."""
+
+    min_rating = luigi.FloatParameter(default=1.0, description="lowest valid rating")
+    max_rating = luigi.FloatParameter(default=5.0, description="highest valid rating")
+    language_fill = luigi.Parameter(default="R", description="language of courses with none")
+    recommendations_per_user = luigi.IntParameter(default=3)
+
+
+def output_dir() -> Path:
+    """Return the root of parquet targets and the embedded server's data (WORKFLOW_OUTPUT_DIR or output/)."""
+    return Path(os.environ.get("WORKFLOW_OUTPUT_DIR") or PROJECT_ROOT / "output").resolve()
+
+
+def embedded_server() -> EmbeddedServer:
+    """Return the embedded server that lives under the output root."""
+    return EmbeddedServer(output_dir() / "postgres")
+
+
+def _configured_url(option: str, env_var: str) -> str | None:
+    if os.environ.get(env_var):
+        return os.environ[env_var]
+    try:
+        value = luigi.configuration.get_config().get("database", option, None)
+    except InterpolationError:  # luigi.cfg says ${ENV_VAR} and the variable is unset
+        return None
+    return value or None
+
+
+def source_url() -> str:
+    """Return the SQLAlchemy URL of the application (source) database."""
+    url = _configured_url("source_url", "SOURCE_DATABASE_URL")
+    if url:
+        return url
+    server = embedded_server()
+    server.ensure_running()
+    return server.url("datacamp_application")
+
+
+def warehouse_url() -> str:
+    """Return the SQLAlchemy URL of the data warehouse."""
+    url = _configured_url("dwh_url", "DWH_DATABASE_URL")
+    if url:
+        return url
+    server = embedded_server()
+    server.ensure_running()
+    return server.url("dwh")
+
+
+def safe_url(url: str) -> str:
+    """Return the URL with its password masked, for logs and messages."""
+    return make_url(url).render_as_string(hide_password=True)

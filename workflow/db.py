@@ -1,0 +1,161 @@
+"""Database access: connections, COPY-based extraction into Arrow, and the warehouse load."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from workflow.config import safe_url
+
+log = logging.getLogger("workflow.db")
+
+SQL_DIR = Path(__file__).parent / "sql"
+
+COURSES_SCHEMA = pa.schema(
+    [
+        ("course_id", pa.int64()),
+        ("title", pa.string()),
+        ("description", pa.string()),
+        ("programming_language", pa.string()),
+    ]
+)
+RATING_SCHEMA = pa.schema([("user_id", pa.int64()), ("course_id", pa.int64()), ("rating", pa.float64())])
+
+
+class SourceDataError(RuntimeError):
+    """The source database lacks a table or column the workflow needs, or holds values it cannot read."""
+
+
+@cache
+def sql(name: str) -> str:
+    """Return the text of `workflow/sql/<name>.sql`."""
+    return (SQL_DIR / f"{name}.sql").read_text()
+
+
+@contextmanager
+def connect(url: str) -> Iterator[Connection]:
+    """Yield a connection inside a transaction that commits on success; each call opens its own engine."""
+    engine: Engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            yield connection
+    except sa.exc.OperationalError as error:
+        raise ConnectionError(f"database {safe_url(url)}: {error.orig}".strip()) from None
+    finally:
+        engine.dispose()
+
+
+def _copy_out(connection: Connection, query: sa.Select) -> io.BytesIO:
+    compiled = query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    buffer = io.BytesIO()
+    with connection.connection.dbapi_connection.cursor() as cursor:
+        cursor.copy_expert(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv, HEADER true)", buffer)
+    buffer.seek(0)
+    return buffer
+
+
+def extract_table(url: str, table: str, schema: pa.Schema) -> pa.Table:
+    """Return the given columns of a source table as an Arrow table, read with one COPY."""
+    query = sa.select(*(sa.column(name) for name in schema.names)).select_from(sa.table(table))
+    with connect(url) as connection:
+        inspector = sa.inspect(connection)
+        if not inspector.has_table(table):
+            raise SourceDataError(f"source table {table!r} does not exist in {safe_url(url)}")
+        present = {column["name"] for column in inspector.get_columns(table)}
+        missing = [name for name in schema.names if name not in present]
+        if missing:
+            raise SourceDataError(f"source table {table!r} lacks column(s) {', '.join(missing)}")
+        buffer = _copy_out(connection, query)
+    try:
+        return pacsv.read_csv(
+            buffer,
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=False
+            ),
+        )
+    except pa.ArrowInvalid as error:
+        raise SourceDataError(f"source table {table!r} holds a value of the wrong type: {error}") from None
+
+
+def _copy_in(connection: Connection, table: str, frame: pd.DataFrame) -> None:
+    buffer = io.BytesIO()
+    pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer)
+    buffer.seek(0)
+    columns = ", ".join(connection.dialect.identifier_preparer.quote(name) for name in frame.columns)
+    target = connection.dialect.identifier_preparer.quote(table)
+    with connection.connection.dbapi_connection.cursor() as cursor:
+        cursor.copy_expert(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv, HEADER true)", buffer)
+
+
+def load_recommendations(url: str, date: dt.date, recommendations: pd.DataFrame, courses: pd.DataFrame) -> None:
+    """Replace the date's recommendations, upsert the courses and mark the date loaded, in one transaction."""
+    with connect(url) as connection:
+        # One load at a time: concurrent runs of a date queue here instead of interleaving.
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('workflow.load_recommendations'))"))
+        connection.exec_driver_sql(sql("warehouse_schema"))
+        newest = connection.execute(sa.text("SELECT max(recommendation_date) FROM recommendation_loads")).scalar()
+        connection.exec_driver_sql(
+            "CREATE TEMPORARY TABLE staged_courses (LIKE courses) ON COMMIT DROP;"
+            "CREATE TEMPORARY TABLE staged_recommendations"
+            " (user_id bigint, course_id bigint, rating double precision, rank smallint) ON COMMIT DROP"
+        )
+        _copy_in(connection, "staged_courses", courses)
+        _copy_in(connection, "staged_recommendations", recommendations)
+        # An older date's courses must not overwrite what the newest load wrote.
+        connection.exec_driver_sql(sql("upsert_courses" if newest is None or date >= newest else "insert_new_courses"))
+        connection.execute(sa.text(sql("replace_daily_recommendations")), {"recommendation_date": date})
+    log.info("loaded %d recommendations for %s into %s", len(recommendations), date, safe_url(url))
+
+
+def is_loaded(url: str, date: dt.date) -> bool:
+    """Return whether the warehouse holds a completed load of the date."""
+    with connect(url) as connection:
+        if not sa.inspect(connection).has_table("recommendation_loads"):
+            return False
+        query = sa.text("SELECT 1 FROM recommendation_loads WHERE recommendation_date = :date")
+        return connection.execute(query, {"date": date}).first() is not None
+
+
+RECOMMENDATIONS_QUERY = """
+SELECT title, rating FROM recommendations
+INNER JOIN courses ON courses.course_id = recommendations.course_id
+WHERE user_id=%(user_id)s AND rating>%(threshold)s
+ORDER BY rating DESC
+"""
+
+
+def recommended_titles(url: str, user_id: int, threshold: float) -> list[tuple[str, float]]:
+    """Return (title, predicted rating) of the user's current recommendations above the threshold."""
+    with connect(url) as connection:
+        rows = connection.exec_driver_sql(RECOMMENDATIONS_QUERY, {"user_id": user_id, "threshold": threshold})
+        return [(title, rating) for title, rating in rows]
+
+
+def replace_source_tables(url: str, courses: pd.DataFrame, ratings: pd.DataFrame) -> None:
+    """Recreate the source tables `courses` and `rating` holding exactly the given rows."""
+    with connect(url) as connection:
+        connection.exec_driver_sql(sql("source_schema"))
+        _copy_in(connection, "courses", courses)
+        _copy_in(connection, "rating", ratings)
+
+
+def source_row_count(url: str) -> int:
+    """Return the number of rows in the source `rating` table, 0 when it does not exist."""
+    with connect(url) as connection:
+        if not sa.inspect(connection).has_table("rating"):
+            return 0
+        return connection.execute(sa.text("SELECT count(*) FROM rating")).scalar()

@@ -1,0 +1,60 @@
+"""A deterministic synthetic source data set shaped like the real `datacamp_application` database."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+LANGUAGES = ["r", "python", "sql", "shell", "spreadsheets", "scala", "julia", "git"]
+LANGUAGE_WEIGHTS = np.array([0.40, 0.30, 0.12, 0.06, 0.05, 0.03, 0.02, 0.02])
+RATING_SHARES = np.array([0.04, 0.06, 0.15, 0.30, 0.45])  # skewed high, like the real ratings
+
+
+def demo_courses(n_courses: int, seed: int = 0) -> pd.DataFrame:
+    """Return `n_courses` courses in a few languages, about 3% of them with no language."""
+    rng = np.random.default_rng(seed)
+    languages = rng.choice(LANGUAGES, size=n_courses, p=LANGUAGE_WEIGHTS).astype(object)
+    languages[rng.random(n_courses) < 0.03] = None
+    course_id = np.arange(1, n_courses + 1)
+    return pd.DataFrame(
+        {
+            "course_id": course_id,
+            "title": [f"Course {i}: {lang or 'general'} skills" for i, lang in zip(course_id, languages, strict=True)],
+            "description": [f'Learn "{lang or "data"}" step by step,\nwith exercises.' for lang in languages],
+            "programming_language": languages,
+        }
+    )
+
+
+def demo_ratings(n_ratings: int, courses: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Return about `n_ratings` integer ratings 1..5; most users rate one or two courses, mostly in one language."""
+    rng = np.random.default_rng(seed + 1)
+    most_per_user = max(2, min(300, len(courses) // 4))
+    per_user = np.clip(np.rint(rng.lognormal(0.3, 1.9, size=n_ratings)), 1, most_per_user).astype(np.int64)
+    # Draw a fifth more than asked: repeated (user, course) draws are dropped below.
+    n_users = int(np.searchsorted(np.cumsum(per_user), n_ratings * 1.2)) + 1
+    per_user = per_user[:n_users]
+    user_id = np.repeat(np.arange(1, n_users + 1), per_user)
+
+    languages = courses["programming_language"].fillna("r").to_numpy()
+    course_ids = courses["course_id"].to_numpy()
+    favourite = rng.choice(LANGUAGES, size=n_users, p=LANGUAGE_WEIGHTS)[user_id - 1]
+    by_language = {lang: course_ids[languages == lang] for lang in LANGUAGES}
+    course_id = course_ids[rng.integers(0, len(course_ids), size=len(user_id))]
+    in_favourite = rng.random(len(user_id)) < 0.8
+    for lang, pool in by_language.items():
+        chosen = in_favourite & (favourite == lang)
+        if len(pool):
+            course_id[chosen] = pool[rng.integers(0, len(pool), size=int(chosen.sum()))]
+
+    pairs = pd.DataFrame({"user_id": user_id, "course_id": course_id}).drop_duplicates()
+    quality = rng.normal(0.0, 0.6, size=course_ids.max() + 1)
+    base = rng.choice(np.arange(1, 6), size=len(pairs), p=RATING_SHARES)
+    rating = np.clip(np.rint(base + quality[pairs["course_id"].to_numpy()]), 1, 5).astype(np.int64)
+    return pairs.assign(rating=rating).head(n_ratings).reset_index(drop=True)
+
+
+def demo_data(n_ratings: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (courses, ratings): 100 courses for small sets, 1,000 from 100,000 ratings on."""
+    courses = demo_courses(100 if n_ratings < 100_000 else 1_000, seed)
+    return courses, demo_ratings(n_ratings, courses, seed)
