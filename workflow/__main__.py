@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import shutil
 import sys
 
 import sqlalchemy as sa
@@ -31,6 +33,20 @@ def demo_data(args: argparse.Namespace) -> None:
         f"source {config.safe_url(url)}: wrote {len(courses):,} courses and {len(ratings):,} ratings "
         f"by {ratings['user_id'].nunique():,} users"
     )
+
+
+def invalidate(args: argparse.Namespace) -> None:
+    """Forget dates (their parquet targets and warehouse load marker) so the next run recomputes them."""
+    last = args.to or args.date
+    for offset in range((last - args.date).days + 1):
+        date = args.date + dt.timedelta(days=offset)
+        targets = config.output_dir() / f"{date:%Y-%m-%d}"
+        had_targets = targets.exists()
+        shutil.rmtree(targets, ignore_errors=True)
+        had_load = db.forget_load(config.warehouse_url(), date)
+        print(
+            f"{date}: removed {'targets' if had_targets else 'no targets'}, {'load marker' if had_load else 'no load'}"
+        )
 
 
 def summary(args: argparse.Namespace) -> None:
@@ -81,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--if-empty", action="store_true")
     command.set_defaults(handler=demo_data)
+
+    command = commands.add_parser("invalidate", help=invalidate.__doc__)
+    command.add_argument("--date", type=dt.date.fromisoformat, required=True)
+    command.add_argument("--to", type=dt.date.fromisoformat, help="last date of a range (inclusive)")
+    command.set_defaults(handler=invalidate)
 
     command = commands.add_parser("summary", help=summary.__doc__)
     command.add_argument("--users", type=int, default=3)

@@ -130,18 +130,29 @@ def is_loaded(url: str, date: dt.date) -> bool:
         return connection.execute(query, {"date": date}).first() is not None
 
 
+def forget_load(url: str, date: dt.date) -> bool:
+    """Remove the date's load marker so the next run recomputes and replaces it; return whether there was one."""
+    with connect(url) as connection:
+        if not sa.inspect(connection).has_table("recommendation_loads"):
+            return False
+        query = sa.text("DELETE FROM recommendation_loads WHERE recommendation_date = :date")
+        return connection.execute(query, {"date": date}).rowcount > 0
+
+
 RECOMMENDATIONS_QUERY = """
 SELECT title, rating FROM recommendations
 INNER JOIN courses ON courses.course_id = recommendations.course_id
 WHERE user_id=%(user_id)s AND rating>%(threshold)s
 ORDER BY rating DESC
 """
+# The case study's query, with the recommendation rank breaking ties between equal ratings.
+RANKED_RECOMMENDATIONS_QUERY = RECOMMENDATIONS_QUERY.rstrip() + ", rank\n"
 
 
 def recommended_titles(url: str, user_id: int, threshold: float) -> list[tuple[str, float]]:
     """Return (title, predicted rating) of the user's current recommendations above the threshold."""
     with connect(url) as connection:
-        rows = connection.exec_driver_sql(RECOMMENDATIONS_QUERY, {"user_id": user_id, "threshold": threshold})
+        rows = connection.exec_driver_sql(RANKED_RECOMMENDATIONS_QUERY, {"user_id": user_id, "threshold": threshold})
         return [(title, rating) for title, rating in rows]
 
 

@@ -1,0 +1,78 @@
+"""Test fixtures: one real PostgreSQL for the session (embedded, or the one the URLs point at)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+
+
+@dataclass
+class Databases:
+    """The session's source and warehouse URLs and its output root."""
+
+    source: str
+    warehouse: str
+    output: Path
+
+    def query(self, url: str, statement: str, **params: object) -> list[tuple]:
+        """Return all rows of a statement run on the database at `url`."""
+        engine = sa.create_engine(url)
+        try:
+            with engine.begin() as connection:
+                result = connection.execute(sa.text(statement), params)
+                return [tuple(row) for row in result] if result.returns_rows else []
+        finally:
+            engine.dispose()
+
+    def warehouse_rows(self, statement: str, **params: object) -> list[tuple]:
+        return self.query(self.warehouse, statement, **params)
+
+
+@pytest.fixture(scope="session")
+def databases() -> Iterator[Databases]:
+    """Start the embedded server once (under output/, which its system user can reach) unless URLs are set."""
+    # Not pytest's tmp_path: as root, the server runs as a system user that cannot enter /tmp/pytest-of-root.
+    output = REPO / "output" / f"pytest-{os.getpid()}"
+    shutil.rmtree(output, ignore_errors=True)
+    output.mkdir(mode=0o755, parents=True)
+    os.environ["WORKFLOW_OUTPUT_DIR"] = str(output)
+    from workflow import config  # noqa: PLC0415  (after WORKFLOW_OUTPUT_DIR is set)
+
+    external = bool(os.environ.get("SOURCE_DATABASE_URL") and os.environ.get("DWH_DATABASE_URL"))
+    if not external:
+        config.embedded_server().ensure_running()
+    try:
+        yield Databases(source=config.source_url(), warehouse=config.warehouse_url(), output=output)
+    finally:
+        if not external:
+            config.embedded_server().stop()
+        shutil.rmtree(output, ignore_errors=True)
+
+
+@pytest.fixture
+def clean(databases: Databases) -> Databases:
+    """Empty the source and warehouse databases and remove every parquet target."""
+    databases.query(databases.source, "DROP TABLE IF EXISTS rating; DROP TABLE IF EXISTS courses")
+    databases.query(
+        databases.warehouse,
+        "DROP VIEW IF EXISTS recommendations; DROP TABLE IF EXISTS daily_recommendations, "
+        "recommendation_loads, courses",
+    )
+    for dated in databases.output.glob("20*"):
+        shutil.rmtree(dated)
+    return databases
+
+
+def frame(rows: list[tuple], columns: str) -> pd.DataFrame:
+    """Return a DataFrame from rows and a space-separated column list."""
+    return pd.DataFrame(rows, columns=columns.split())

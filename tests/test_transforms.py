@@ -1,0 +1,196 @@
+"""Each business rule on tiny inline frames with exact expected output."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import frame
+
+from workflow import transforms
+
+
+def assert_rows(actual: pd.DataFrame, expected: list[tuple], columns: str) -> None:
+    """Assert the frame holds exactly these rows, in this order, under these columns."""
+    assert list(actual.columns) == columns.split()
+    assert [tuple(row) for row in actual.itertuples(index=False)] == expected
+
+
+# --- courses ---------------------------------------------------------------------------------
+
+
+def test_language_is_trimmed_and_lower_cased_and_missing_or_blank_becomes_the_fill() -> None:
+    courses = frame(
+        [(3, "C", "d", " Python "), (1, "A", "d", None), (2, "B", "d", "   "), (4, "D", "d", "SQL")],
+        "course_id title description programming_language",
+    )
+    cleaned = transforms.clean_courses(courses, language_fill="R")
+    assert_rows(
+        cleaned,
+        [(1, "A", "d", "r"), (2, "B", "d", "r"), (3, "C", "d", "python"), (4, "D", "d", "sql")],
+        "course_id title description programming_language",
+    )
+
+
+def test_language_fill_is_configurable() -> None:
+    courses = frame([(1, "A", "d", None)], "course_id title description programming_language")
+    assert transforms.clean_courses(courses, language_fill="Python")["programming_language"].tolist() == ["python"]
+
+
+# --- rating validity -------------------------------------------------------------------------
+
+
+def test_invalid_ratings_are_dropped_and_counted_by_first_failing_rule() -> None:
+    ratings = frame(
+        [
+            (1, 10, 5.0),  # valid
+            (None, 10, 4.0),  # missing user
+            (2, None, 4.0),  # missing course
+            (3, 10, None),  # missing rating
+            (4, 99, 4.0),  # unknown course
+            (5, 10, 0.0),  # below range
+            (6, 10, 5.5),  # above range
+            (7, 99, 9.0),  # unknown course and out of range: counted once, as unknown course
+            (8, 11, 1.0),  # valid: bounds are inclusive
+        ],
+        "user_id course_id rating",
+    )
+    valid, dropped = transforms.validate_ratings(ratings, pd.Series([10, 11]), min_rating=1, max_rating=5)
+    assert_rows(valid, [(1, 10, 5.0), (8, 11, 1.0)], "user_id course_id rating")
+    assert dropped == {"missing_value": 3, "unknown_course": 2, "rating_out_of_range": 2}
+
+
+def test_rating_bounds_are_configurable() -> None:
+    ratings = frame([(1, 10, 0.5), (2, 10, 10.0), (3, 10, 11.0)], "user_id course_id rating")
+    valid, dropped = transforms.validate_ratings(ratings, pd.Series([10]), min_rating=0.5, max_rating=10)
+    assert valid["user_id"].tolist() == [1, 2]
+    assert dropped["rating_out_of_range"] == 1
+
+
+def test_empty_ratings_are_valid_and_nothing_is_dropped() -> None:
+    valid, dropped = transforms.validate_ratings(
+        frame([], "user_id course_id rating"), pd.Series([1]), min_rating=1, max_rating=5
+    )
+    assert valid.empty and list(valid.columns) == ["user_id", "course_id", "rating"]
+    assert sum(dropped.values()) == 0
+
+
+# --- averages --------------------------------------------------------------------------------
+
+
+def test_average_rating_is_the_mean_of_a_courses_ratings_and_unrated_courses_are_absent() -> None:
+    ratings = frame([(1, 20, 4.0), (2, 20, 5.0), (3, 10, 3.0)], "user_id course_id rating")
+    assert_rows(
+        transforms.average_course_ratings(ratings),
+        [(10, 3.0, 1), (20, 4.5, 2)],
+        "course_id average_rating n_ratings",
+    )
+
+
+# --- user languages --------------------------------------------------------------------------
+
+COURSES = frame(
+    [(1, "python"), (2, "python"), (3, "python"), (4, "r"), (5, "r"), (6, "sql"), (7, "python"), (8, "python")],
+    "course_id programming_language",
+)
+
+
+def test_a_users_languages_are_all_languages_tied_for_most_ratings() -> None:
+    ratings = frame([(1, 1, 5), (1, 4, 4), (2, 1, 3), (2, 2, 3), (2, 6, 1)], "user_id course_id rating")
+    assert_rows(
+        transforms.user_languages(ratings, COURSES),
+        [(1, "python", 1), (1, "r", 1), (2, "python", 2)],
+        "user_id programming_language n_rated",
+    )
+
+
+# --- candidates and top recommendations -------------------------------------------------------
+
+AVERAGES = frame(
+    [(1, 4.0, 2), (2, 4.5, 2), (3, 5.0, 1), (4, 4.5, 2), (5, 3.0, 1), (6, 2.0, 1), (8, 4.5, 2)],
+    "course_id average_rating n_ratings",
+)  # course 7 has no ratings
+
+
+def test_candidates_are_unrated_rated_courses_in_the_users_languages() -> None:
+    ratings = frame(
+        [(1, 1, 5), (1, 4, 4), (2, 1, 3), (2, 2, 3), (2, 3, 3), (3, 4, 5), (3, 5, 5)], "user_id course_id rating"
+    )
+    candidates = transforms.courses_to_recommend(ratings, COURSES, AVERAGES, per_language=3)
+    # user 1: python and r tie, so courses of both; course 7 has no average; user 2 and 3 rated all of theirs
+    # except course 8 (python); user 3 rated every rated r course.
+    assert_rows(
+        candidates.sort_values(["user_id", "course_id"]).reset_index(drop=True),
+        [(1, 2, 4.5), (1, 3, 5.0), (1, 5, 3.0), (1, 8, 4.5), (2, 8, 4.5)],
+        "user_id course_id rating",
+    )
+
+
+def test_candidates_keep_only_the_best_few_per_user_and_language() -> None:
+    ratings = frame([(1, 3, 5)], "user_id course_id rating")
+    candidates = transforms.courses_to_recommend(ratings, COURSES, AVERAGES, per_language=2)
+    assert candidates["course_id"].tolist() == [2, 8]  # 4.5 and 4.5 beat course 1's 4.0; 3 is rated
+
+
+def test_top_recommendations_rank_by_rating_then_course_id_and_keep_three() -> None:
+    candidates = frame(
+        [(1, 8, 4.5), (1, 3, 5.0), (1, 5, 3.0), (1, 2, 4.5), (2, 9, 1.0)],
+        "user_id course_id rating",
+    )
+    assert_rows(
+        transforms.top_recommendations(candidates, per_user=3),
+        [(1, 3, 5.0, 1), (1, 2, 4.5, 2), (1, 8, 4.5, 3), (2, 9, 1.0, 1)],
+        "user_id course_id rating rank",
+    )
+
+
+def test_no_ratings_give_no_candidates_and_no_recommendations() -> None:
+    ratings = frame([], "user_id course_id rating").astype("int64")
+    averages = transforms.average_course_ratings(ratings)
+    candidates = transforms.courses_to_recommend(ratings, COURSES, averages)
+    assert candidates.empty and list(candidates.columns) == ["user_id", "course_id", "rating"]
+    assert transforms.top_recommendations(candidates).empty
+
+
+def brute_force_recommendations(ratings: pd.DataFrame, courses: pd.DataFrame, per_user: int) -> pd.DataFrame:
+    """The rules spelled out the slow way: every user x course of their languages, then sort."""
+    averages = ratings.groupby("course_id")["rating"].mean().rename("rating").reset_index()
+    rated = ratings.merge(courses, on="course_id")
+    counts = rated.groupby(["user_id", "programming_language"]).size().rename("n").reset_index()
+    top = counts[counts["n"] == counts.groupby("user_id")["n"].transform("max")]
+    pairs = top.merge(courses, on="programming_language").merge(averages, on="course_id")
+    seen = set(zip(ratings["user_id"], ratings["course_id"], strict=True))
+    pairs = pairs[[(u, c) not in seen for u, c in zip(pairs["user_id"], pairs["course_id"], strict=True)]]
+    pairs = pairs.sort_values(["user_id", "rating", "course_id"], ascending=[True, False, True])
+    best = pairs.groupby("user_id").head(per_user)
+    best = best.assign(rank=best.groupby("user_id").cumcount() + 1)
+    return best[["user_id", "course_id", "rating", "rank"]].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_walking_the_rankings_matches_the_brute_force_cross_join(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_courses = int(rng.integers(1, 15))
+    courses = pd.DataFrame(
+        {
+            "course_id": np.arange(1, n_courses + 1),
+            "programming_language": rng.choice(["python", "r", "sql"], n_courses),
+        }
+    )
+    n = int(rng.integers(0, 60))
+    ratings = (
+        pd.DataFrame(
+            {
+                "user_id": rng.integers(1, 8, n),
+                "course_id": rng.integers(1, n_courses + 1, n),
+                "rating": rng.integers(1, 6, n).astype(float),
+            }
+        )
+        .drop_duplicates(["user_id", "course_id"])
+        .reset_index(drop=True)
+    )
+    averages = transforms.average_course_ratings(ratings)
+    candidates = transforms.courses_to_recommend(ratings, courses, averages, per_language=3)
+    ours = transforms.top_recommendations(candidates, per_user=3)
+    expected = brute_force_recommendations(ratings, courses, per_user=3)
+    pd.testing.assert_frame_equal(ours, expected, check_dtype=False)
