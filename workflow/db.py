@@ -92,6 +92,7 @@ def extract_table(url: str, table: str, schema: pa.Schema) -> pa.Table:
 
 
 def _copy_in(connection: Connection, table: str, frame: pd.DataFrame) -> None:
+    """COPY the frame into a table."""
     buffer = io.BytesIO()
     pacsv.write_csv(pa.Table.from_pandas(frame, preserve_index=False), buffer)
     buffer.seek(0)
@@ -108,17 +109,37 @@ def load_recommendations(url: str, date: dt.date, recommendations: pd.DataFrame,
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('workflow.load_recommendations'))"))
         connection.exec_driver_sql(sql("warehouse_schema"))
         newest = connection.execute(sa.text("SELECT max(recommendation_date) FROM recommendation_loads")).scalar()
-        connection.exec_driver_sql(
-            "CREATE TEMPORARY TABLE staged_courses (LIKE courses) ON COMMIT DROP;"
-            "CREATE TEMPORARY TABLE staged_recommendations"
-            " (user_id bigint, course_id bigint, rating double precision, rank smallint) ON COMMIT DROP"
-        )
+        connection.exec_driver_sql("CREATE TEMPORARY TABLE staged_courses (LIKE courses) ON COMMIT DROP")
         _copy_in(connection, "staged_courses", courses)
-        _copy_in(connection, "staged_recommendations", recommendations)
         # An older date's courses must not overwrite what the newest load wrote.
         connection.exec_driver_sql(sql("upsert_courses" if newest is None or date >= newest else "insert_new_courses"))
-        connection.execute(sa.text(sql("replace_daily_recommendations")), {"recommendation_date": date})
+        _replace_partition(connection, date, recommendations)
+        counts = {"n_recommendations": len(recommendations), "n_users": int(recommendations["user_id"].nunique())}
+        connection.execute(sa.text(sql("record_load")), {"recommendation_date": date, **counts})
     log.info("loaded %d recommendations for %s into %s", len(recommendations), date, safe_url(url))
+
+
+def _replace_partition(connection: Connection, date: dt.date, recommendations: pd.DataFrame) -> None:
+    """Build the date's partition in a new table, then swap it for the old one: readers see one or the other.
+
+    Loading a fresh table and indexing it afterwards is several times faster than deleting and
+    re-inserting the rows of an indexed table.
+    """
+    if not isinstance(date, dt.date):
+        raise TypeError(f"date must be a datetime.date, not {date!r}")
+    # DDL takes no bound parameters: names and the date literal come from a date object, never from text.
+    partition, loading = f"daily_recommendations_{date:%Y%m%d}", f"loading_{date:%Y%m%d}"
+    day = f"DATE '{date.isoformat()}'"
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {loading}")
+    connection.exec_driver_sql(f"CREATE TABLE {loading} (LIKE daily_recommendations)")
+    _copy_in(connection, loading, recommendations.assign(recommendation_date=date))
+    connection.exec_driver_sql(
+        f"ALTER TABLE {loading} ADD PRIMARY KEY (recommendation_date, user_id, rank),"
+        f" ADD CHECK (recommendation_date = {day})"  # lets ATTACH skip its validation scan
+    )
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {partition}")
+    connection.exec_driver_sql(f"ALTER TABLE {loading} RENAME TO {partition}")
+    connection.exec_driver_sql(f"ALTER TABLE daily_recommendations ATTACH PARTITION {partition} FOR VALUES IN ({day})")
 
 
 def is_loaded(url: str, date: dt.date) -> bool:

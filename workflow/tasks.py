@@ -15,6 +15,12 @@ from workflow import config, db, transforms
 log = logging.getLogger("workflow.tasks")
 
 
+@luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
+def log_duration(task: luigi.Task, seconds: float) -> None:
+    """Log how long each task's run took."""
+    log.info("%s took %.2f s", task, seconds)
+
+
 class ParquetTask(luigi.Task):
     """A step that writes one parquet file at `<output>/<date>/<snake_case_task_name>.parquet`."""
 

@@ -99,12 +99,13 @@ def courses_to_recommend(
             "language_rank": np.repeat(np.arange(len(languages)), take),
         }
     )
-    # Encode (user_id, course_id) pairs as one integer so the anti-join is a sorted-array lookup.
+    # Encode (user_id, course_id) pairs as one integer for a fast anti-join.
     width = (
         int(np.max(np.concatenate([ratings["course_id"].to_numpy(), ranking["course_id"].to_numpy()]), initial=0)) + 1
     )
     rated_pairs = ratings["user_id"].to_numpy() * width + ratings["course_id"].to_numpy()
-    unrated = ~np.isin(candidates["user_id"].to_numpy() * width + candidates["course_id"].to_numpy(), rated_pairs)
+    candidate_pairs = pd.Series(candidates["user_id"].to_numpy() * width + candidates["course_id"].to_numpy())
+    unrated = ~candidate_pairs.isin(rated_pairs).to_numpy()  # a hash lookup: several times faster than np.isin
     candidates = candidates[unrated]
     best = candidates.groupby("language_rank", sort=False).cumcount() < per_language
     return candidates.loc[best, ["user_id", "course_id", "rating"]].reset_index(drop=True)

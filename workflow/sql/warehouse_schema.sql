@@ -6,6 +6,7 @@ CREATE TABLE IF NOT EXISTS courses (
     programming_language text NOT NULL
 );
 
+-- One partition per date: a date's load builds its partition whole, then swaps it in.
 CREATE TABLE IF NOT EXISTS daily_recommendations (
     recommendation_date date             NOT NULL,
     user_id             bigint           NOT NULL,
@@ -13,7 +14,7 @@ CREATE TABLE IF NOT EXISTS daily_recommendations (
     rating              double precision NOT NULL,
     rank                smallint         NOT NULL,
     PRIMARY KEY (recommendation_date, user_id, rank)
-);
+) PARTITION BY LIST (recommendation_date);
 
 -- A row here is the completion marker of a date: it commits in the same transaction as its data.
 CREATE TABLE IF NOT EXISTS recommendation_loads (
