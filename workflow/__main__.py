@@ -27,7 +27,7 @@ def demo_data(args: argparse.Namespace) -> None:
     if args.if_empty and db.source_row_count(url) > 0:
         print(f"source {config.safe_url(url)} already holds ratings; left as it is")
         return
-    courses, ratings = demo.demo_data(args.ratings, seed=args.seed)
+    courses, ratings = demo.demo_data(args.ratings, until=args.until, seed=args.seed)
     db.replace_source_tables(url, courses, ratings)
     print(
         f"source {config.safe_url(url)}: wrote {len(courses):,} courses and {len(ratings):,} ratings "
@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--ratings", type=int, default=2_000_000)
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--if-empty", action="store_true")
+    command.add_argument(
+        "--until", type=dt.date.fromisoformat, default=dt.date.today(), help="last day of the ratings' year"
+    )
     command.set_defaults(handler=demo_data)
 
     command = commands.add_parser("invalidate", help=invalidate.__doc__)

@@ -28,6 +28,14 @@ class rules(luigi.Config):  # noqa: N801  (luigi maps the class name to the [rul
     recommendations_per_user = luigi.IntParameter(default=3)
 
 
+class source(luigi.Config):  # noqa: N801
+    """How the source database is read ([source] in luigi.cfg)."""
+
+    rating_timestamp_column = luigi.Parameter(
+        default="rated_at", description="timestamp of a rating; the extract for date D takes those before D+1 00:00 UTC"
+    )
+
+
 def output_dir() -> Path:
     """Return the root of parquet targets and the embedded server's data (WORKFLOW_OUTPUT_DIR or output/)."""
     return Path(os.environ.get("WORKFLOW_OUTPUT_DIR") or PROJECT_ROOT / "output").resolve()

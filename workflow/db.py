@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -45,17 +46,36 @@ def sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
 
 
+CONNECT_ATTEMPTS = 5  # a server that is restarting gets about 15 s (1 + 2 + 4 + 8) to come back
+FIRST_RETRY_WAIT = 1.0
+
+
 @contextmanager
 def connect(url: str) -> Iterator[Connection]:
     """Yield a connection inside a transaction that commits on success; each call opens its own engine."""
     engine: Engine = sa.create_engine(url, poolclass=NullPool)
     try:
-        with engine.begin() as connection:
+        with _connect_with_retries(engine, url) as connection, connection.begin():
             yield connection
     except sa.exc.OperationalError as error:
         raise ConnectionError(f"database {safe_url(url)}: {error.orig}".strip()) from None
     finally:
         engine.dispose()
+
+
+def _connect_with_retries(engine: Engine, url: str) -> Connection:
+    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+        try:
+            return engine.connect()
+        except sa.exc.OperationalError as error:
+            if attempt == CONNECT_ATTEMPTS:
+                raise ConnectionError(
+                    f"cannot connect to {safe_url(url)} after {attempt} attempts: {str(error.orig).strip()}"
+                ) from None
+            wait = FIRST_RETRY_WAIT * 2 ** (attempt - 1)
+            log.warning("cannot connect to %s (attempt %d), retrying in %.0f s", safe_url(url), attempt, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def _copy_out(connection: Connection, query: sa.Select) -> io.BytesIO:
@@ -67,8 +87,14 @@ def _copy_out(connection: Connection, query: sa.Select) -> io.BytesIO:
     return buffer
 
 
-def extract_table(url: str, table: str, schema: pa.Schema) -> pa.Table:
-    """Return the given columns of a source table as an Arrow table, read with one COPY."""
+def extract_table(
+    url: str, table: str, schema: pa.Schema, *, timestamp_column: str | None = None, before: dt.datetime | None = None
+) -> tuple[pa.Table, bool]:
+    """Return the given columns of a source table, read with one COPY, and whether it was read as of `before`.
+
+    When `timestamp_column` exists in the table, only rows stamped before `before` are read;
+    otherwise the whole table is (a snapshot).
+    """
     query = sa.select(*(sa.column(name) for name in schema.names)).select_from(sa.table(table))
     with connect(url) as connection:
         inspector = sa.inspect(connection)
@@ -78,9 +104,13 @@ def extract_table(url: str, table: str, schema: pa.Schema) -> pa.Table:
         missing = [name for name in schema.names if name not in present]
         if missing:
             raise SourceDataError(f"source table {table!r} lacks column(s) {', '.join(missing)}")
+        as_of = timestamp_column is not None and before is not None and timestamp_column in present
+        if as_of:
+            query = query.where(sa.column(timestamp_column) < sa.literal(before, sa.DateTime(timezone=True)))
+        connection.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
         buffer = _copy_out(connection, query)
     try:
-        return pacsv.read_csv(
+        arrow = pacsv.read_csv(
             buffer,
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
@@ -89,6 +119,7 @@ def extract_table(url: str, table: str, schema: pa.Schema) -> pa.Table:
         )
     except pa.ArrowInvalid as error:
         raise SourceDataError(f"source table {table!r} holds a value of the wrong type: {error}") from None
+    return arrow, as_of
 
 
 def _copy_in(connection: Connection, table: str, frame: pd.DataFrame) -> None:
@@ -102,12 +133,19 @@ def _copy_in(connection: Connection, table: str, frame: pd.DataFrame) -> None:
         cursor.copy_expert(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv, HEADER true)", buffer)
 
 
-def load_recommendations(url: str, date: dt.date, recommendations: pd.DataFrame, courses: pd.DataFrame) -> None:
-    """Replace the date's recommendations, upsert the courses and mark the date loaded, in one transaction."""
+def load_recommendations(url: str, date: dt.date, recommendations: pd.DataFrame, courses: pd.DataFrame) -> int:
+    """Replace the date's recommendations, upsert the courses and mark the date loaded, in one transaction.
+
+    Return the number of rows loaded: 0 when another run loaded the date while this one waited.
+    """
     with connect(url) as connection:
         # One load at a time: concurrent runs of a date queue here instead of interleaving.
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('workflow.load_recommendations'))"))
         connection.exec_driver_sql(sql("warehouse_schema"))
+        marker = sa.text("SELECT loaded_at FROM recommendation_loads WHERE recommendation_date = :date")
+        if connection.execute(marker, {"date": date}).first() is not None:
+            log.info("%s was loaded by another run meanwhile; nothing to do", date)
+            return 0
         newest = connection.execute(sa.text("SELECT max(recommendation_date) FROM recommendation_loads")).scalar()
         connection.exec_driver_sql("CREATE TEMPORARY TABLE staged_courses (LIKE courses) ON COMMIT DROP")
         _copy_in(connection, "staged_courses", courses)
@@ -117,6 +155,7 @@ def load_recommendations(url: str, date: dt.date, recommendations: pd.DataFrame,
         counts = {"n_recommendations": len(recommendations), "n_users": int(recommendations["user_id"].nunique())}
         connection.execute(sa.text(sql("record_load")), {"recommendation_date": date, **counts})
     log.info("loaded %d recommendations for %s into %s", len(recommendations), date, safe_url(url))
+    return len(recommendations)
 
 
 def _replace_partition(connection: Connection, date: dt.date, recommendations: pd.DataFrame) -> None:
@@ -142,13 +181,13 @@ def _replace_partition(connection: Connection, date: dt.date, recommendations: p
     connection.exec_driver_sql(f"ALTER TABLE daily_recommendations ATTACH PARTITION {partition} FOR VALUES IN ({day})")
 
 
-def is_loaded(url: str, date: dt.date) -> bool:
-    """Return whether the warehouse holds a completed load of the date."""
+def loaded_dates(url: str, dates: list[dt.date]) -> set[dt.date]:
+    """Return those of the dates whose load the warehouse holds completed (one query for any number)."""
     with connect(url) as connection:
         if not sa.inspect(connection).has_table("recommendation_loads"):
-            return False
-        query = sa.text("SELECT 1 FROM recommendation_loads WHERE recommendation_date = :date")
-        return connection.execute(query, {"date": date}).first() is not None
+            return set()
+        query = sa.text("SELECT recommendation_date FROM recommendation_loads WHERE recommendation_date = ANY(:dates)")
+        return set(connection.execute(query, {"dates": list(dates)}).scalars())
 
 
 def forget_load(url: str, date: dt.date) -> bool:
@@ -178,9 +217,11 @@ def recommended_titles(url: str, user_id: int, threshold: float) -> list[tuple[s
 
 
 def replace_source_tables(url: str, courses: pd.DataFrame, ratings: pd.DataFrame) -> None:
-    """Recreate the source tables `courses` and `rating` holding exactly the given rows."""
+    """Recreate the source tables `courses` and `rating` (with `rated_at` when given) holding exactly these rows."""
     with connect(url) as connection:
         connection.exec_driver_sql(sql("source_schema"))
+        if "rated_at" in ratings.columns:
+            connection.exec_driver_sql("ALTER TABLE rating ADD COLUMN rated_at timestamptz")
         _copy_in(connection, "courses", courses)
         _copy_in(connection, "rating", ratings)
 

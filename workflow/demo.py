@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 
@@ -26,8 +28,11 @@ def demo_courses(n_courses: int, seed: int = 0) -> pd.DataFrame:
     )
 
 
-def demo_ratings(n_ratings: int, courses: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """Return about `n_ratings` integer ratings 1..5; most users rate one or two courses, mostly in one language."""
+def demo_ratings(n_ratings: int, courses: pd.DataFrame, until: dt.date, seed: int = 0) -> pd.DataFrame:
+    """Return about `n_ratings` integer ratings 1..5 made in the year before `until`.
+
+    Most users rate one or two courses, mostly in one language.
+    """
     rng = np.random.default_rng(seed + 1)
     most_per_user = max(2, min(300, len(courses) // 4))
     per_user = np.clip(np.rint(rng.lognormal(0.3, 1.9, size=n_ratings)), 1, most_per_user).astype(np.int64)
@@ -51,10 +56,15 @@ def demo_ratings(n_ratings: int, courses: pd.DataFrame, seed: int = 0) -> pd.Dat
     quality = rng.normal(0.0, 0.6, size=course_ids.max() + 1)
     base = rng.choice(np.arange(1, 6), size=len(pairs), p=RATING_SHARES)
     rating = np.clip(np.rint(base + quality[pairs["course_id"].to_numpy()]), 1, 5).astype(np.int64)
-    return pairs.assign(rating=rating).head(n_ratings).reset_index(drop=True)
+    end = pd.Timestamp(until, tz="UTC") + pd.Timedelta(days=1)
+    rated_at = end - pd.to_timedelta(rng.integers(1, 365 * 86_400, size=len(pairs)), unit="s")
+    return pairs.assign(rating=rating, rated_at=rated_at).head(n_ratings).reset_index(drop=True)
 
 
-def demo_data(n_ratings: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return (courses, ratings): 100 courses for small sets, 1,000 from 100,000 ratings on."""
+def demo_data(n_ratings: int, until: dt.date | None = None, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (courses, ratings) with ratings up to `until` (today by default).
+
+    100 courses for small sets, 1,000 from 100,000 ratings on.
+    """
     courses = demo_courses(100 if n_ratings < 100_000 else 1_000, seed)
-    return courses, demo_ratings(n_ratings, courses, seed)
+    return courses, demo_ratings(n_ratings, courses, until or dt.date.today(), seed)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
+import os
 import re
+from pathlib import Path
+from typing import Any
 
 import luigi
 import pandas as pd
@@ -15,46 +20,103 @@ from workflow import config, db, transforms
 log = logging.getLogger("workflow.tasks")
 
 
-@luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
-def log_duration(task: luigi.Task, seconds: float) -> None:
-    """Log how long each task's run took."""
-    log.info("%s took %.2f s", task, seconds)
-
-
-class ParquetTask(luigi.Task):
-    """A step that writes one parquet file at `<output>/<date>/<snake_case_task_name>.parquet`."""
+class RecordedTask(luigi.Task):
+    """A dated task that leaves a run record (`<output>/<date>/runs/<task>.json`) of what it did."""
 
     date = luigi.DateParameter()
 
+    @property
+    def name(self) -> str:
+        """Return the task's name in snake case, as used in file names."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+
+    # What the run observed (rows in and out, rows dropped, the source's state), for its run record.
+    facts: dict[str, Any]
+
+
+def run_records_dir(date: dt.date) -> Path:
+    """Return the folder of a date's run records."""
+    return config.output_dir() / f"{date:%Y-%m-%d}" / "runs"
+
+
+@RecordedTask.event_handler(luigi.Event.START)
+def start_run_record(task: RecordedTask) -> None:
+    """Start the task's run record afresh."""
+    task.facts = {}
+
+
+@RecordedTask.event_handler(luigi.Event.PROCESSING_TIME)
+def write_run_record(task: RecordedTask, seconds: float) -> None:
+    """Log how long the task took and write its run record."""
+    log.info("%s took %.2f s", task, seconds)
+    record = {
+        "task": type(task).__name__,
+        "date": f"{task.date:%Y-%m-%d}",
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "duration_s": round(seconds, 3),
+        **task.facts,
+    }
+    folder = run_records_dir(task.date)
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = folder / f".{task.name}.json.{os.getpid()}"
+    temporary.write_text(json.dumps(record, indent=2, default=str) + "\n")
+    os.replace(temporary, folder / f"{task.name}.json")
+
+
+class ParquetTask(RecordedTask):
+    """A step that writes one parquet file at `<output>/<date>/<task_name>.parquet`."""
+
     def output(self) -> luigi.LocalTarget:
-        name = re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
-        return luigi.LocalTarget(str(config.output_dir() / f"{self.date:%Y-%m-%d}" / f"{name}.parquet"))
+        return luigi.LocalTarget(str(config.output_dir() / f"{self.date:%Y-%m-%d}" / f"{self.name}.parquet"))
 
     def read(self, task: luigi.Task, columns: list[str] | None = None) -> pd.DataFrame:
-        """Return the parquet output of a required task."""
-        return pd.read_parquet(task.output().path, columns=columns)
+        """Return the parquet output of a required task (counted in the run record's rows_in)."""
+        frame = pd.read_parquet(task.output().path, columns=columns)
+        self.facts["rows_in"] = self.facts.get("rows_in", 0) + len(frame)
+        return frame
 
     def write(self, table: pa.Table | pd.DataFrame) -> None:
         """Write the target atomically: it appears whole under its final name or not at all."""
         if isinstance(table, pd.DataFrame):
             table = pa.Table.from_pandas(table, preserve_index=False)
+        self.set_status_message(f"writing {table.num_rows:,} rows")
+        self.set_progress_percentage(90)
         with self.output().temporary_path() as temporary_path:
             pq.write_table(table, temporary_path)
+        self.facts["rows_out"] = table.num_rows
         self.set_status_message(f"wrote {table.num_rows:,} rows")
+        self.set_progress_percentage(100)
 
 
 class ExtractedCourses(ParquetTask):
-    """The source `courses` table as extracted on the date."""
+    """The source `courses` table as extracted on the date (the catalogue has no history: a snapshot)."""
 
     def run(self) -> None:
-        self.write(db.extract_table(config.source_url(), "courses", db.COURSES_SCHEMA))
+        self.set_status_message("extracting courses")
+        courses, _ = db.extract_table(config.source_url(), "courses", db.COURSES_SCHEMA)
+        self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+        self.write(courses)
 
 
 class ExtractedRatings(ParquetTask):
-    """The source `rating` table as extracted on the date."""
+    """The source `rating` table as it stood at the end of the date (UTC), or a snapshot when it has no timestamps."""
 
     def run(self) -> None:
-        self.write(db.extract_table(config.source_url(), "rating", db.RATING_SCHEMA))
+        self.set_status_message("extracting ratings")
+        column = config.source().rating_timestamp_column or None
+        end_of_day = dt.datetime.combine(self.date + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+        ratings, as_of = db.extract_table(
+            config.source_url(), "rating", db.RATING_SCHEMA, timestamp_column=column, before=end_of_day
+        )
+        if as_of:
+            self.facts["source"] = f"as of {end_of_day:%Y-%m-%d %H:%M:%S} UTC (rating.{column} < that time)"
+        else:
+            taken = dt.datetime.now(dt.timezone.utc)
+            self.facts["source"] = f"snapshot taken {taken:%Y-%m-%d %H:%M:%S} UTC (rating has no column {column!r})"
+            log.warning(
+                "rating has no column %r: extracting the current snapshot, not the data as of %s", column, self.date
+            )
+        self.write(ratings)
 
 
 class CleanedCourses(ParquetTask):
@@ -79,6 +141,7 @@ class ValidRatings(ParquetTask):
         course_ids = self.read(self.requires()["courses"], ["course_id"])["course_id"]
         rules = config.rules()
         valid, dropped = transforms.validate_ratings(ratings, course_ids, rules.min_rating, rules.max_rating)
+        self.facts["dropped"] = dropped
         log.info(
             "rating: %d rows, %d valid, dropped %s",
             len(ratings),
@@ -133,17 +196,15 @@ class TopRecommendations(ParquetTask):
 class WarehouseLoad(luigi.Target):
     """Exists when the warehouse holds a committed load of the date."""
 
-    def __init__(self, date) -> None:
+    def __init__(self, date: dt.date) -> None:
         self.date = date
 
     def exists(self) -> bool:
-        return db.is_loaded(config.warehouse_url(), self.date)
+        return self.date in db.loaded_dates(config.warehouse_url(), [self.date])
 
 
-class RecommendationsTask(luigi.Task):
+class RecommendationsTask(RecordedTask):
     """The date's recommendations and the courses dimension, loaded into the warehouse."""
-
-    date = luigi.DateParameter()
 
     def requires(self) -> dict[str, luigi.Task]:
         return {"recommendations": TopRecommendations(self.date), "courses": CleanedCourses(self.date)}
@@ -151,9 +212,19 @@ class RecommendationsTask(luigi.Task):
     def output(self) -> WarehouseLoad:
         return WarehouseLoad(self.date)
 
+    @classmethod
+    def bulk_complete(cls, parameter_tuples: list[dt.date]) -> list[dt.date]:
+        """Return the dates already loaded, with one warehouse query (used by RangeDaily)."""
+        dates = list(parameter_tuples)
+        loaded = db.loaded_dates(config.warehouse_url(), dates)
+        return [date for date in dates if date in loaded]
+
     def run(self) -> None:
         inputs = self.requires()
         recommendations = pd.read_parquet(inputs["recommendations"].output().path)
         courses = pd.read_parquet(inputs["courses"].output().path)
         self.set_status_message(f"loading {len(recommendations):,} recommendations")
-        db.load_recommendations(config.warehouse_url(), self.date, recommendations, courses)
+        url = config.warehouse_url()
+        loaded = db.load_recommendations(url, self.date, recommendations, courses)
+        self.facts.update(rows_in=len(recommendations), rows_out=loaded, warehouse=config.safe_url(url))
+        self.set_progress_percentage(100)
