@@ -6,7 +6,9 @@ DATE ?= $(shell date +%F)
 RATINGS ?= 2000000
 WORKERS ?= 2
 
-.PHONY: install run test lint db-start db-stop clean
+SCHEDULER_PORT ?= 8082
+
+.PHONY: install run test browser lint db-start db-stop scheduler scheduler-stop clean
 
 install: $(VENV)/.installed
 
@@ -22,8 +24,17 @@ run: install
 	$(BIN)/luigi --module workflow RecommendationsTask --date $(DATE) --local-scheduler --workers $(WORKERS)
 	$(BIN)/python -m workflow summary
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest
+
+# Debian's chromium and chromedriver for the visualizer test, which skips itself when they are missing.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  mkdir -p output; echo "installing chromium and chromium-driver (log: output/apt-browser.log)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+	    > output/apt-browser.log 2>&1 || echo "could not install chromium: the visualizer test will be skipped"; \
+	else echo "no chromium and no root apt-get: the visualizer test will be skipped"; fi
 
 lint: install
 	$(BIN)/ruff check --config config/ruff.toml workflow tests
@@ -35,5 +46,11 @@ db-start: install
 db-stop: install
 	$(BIN)/python -m workflow db stop
 
-clean: db-stop
+scheduler: install
+	$(BIN)/python -m workflow scheduler start --port $(SCHEDULER_PORT)
+
+scheduler-stop: install
+	$(BIN)/python -m workflow scheduler stop
+
+clean: scheduler-stop db-stop
 	rm -rf output/20*

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import shutil
 import sys
 
 import sqlalchemy as sa
 
-from workflow import config, db, demo
+from workflow import config, db, demo, scheduler
+from workflow.tasks import run_records_dir
 
 
 def recommend(args: argparse.Namespace) -> None:
@@ -47,6 +49,31 @@ def invalidate(args: argparse.Namespace) -> None:
         print(
             f"{date}: removed {'targets' if had_targets else 'no targets'}, {'load marker' if had_load else 'no load'}"
         )
+
+
+def status(args: argparse.Namespace) -> None:
+    """Print the date's run records (rows in and out, drops, duration, source state) and its warehouse load."""
+    records = sorted(run_records_dir(args.date).glob("*.json"), key=lambda path: path.stat().st_mtime)
+    if not records:
+        print(f"{args.date}: no run records under {run_records_dir(args.date)}")
+    for path in records:
+        record = json.loads(path.read_text())
+        details = ", ".join(
+            f"{key}={value}"
+            for key, value in record.items()
+            if key not in ("task", "date", "finished_at", "duration_s")
+        )
+        print(f"{record['task']:<22} {record['finished_at']}  {record['duration_s']:>7.2f} s  {details}")
+    loaded = args.date in db.loaded_dates(config.warehouse_url(), [args.date])
+    print(f"warehouse: {args.date} {'loaded' if loaded else 'not loaded'}")
+
+
+def run_scheduler(args: argparse.Namespace) -> None:
+    """Start or stop the central scheduler (luigid) in the background."""
+    if args.action == "start":
+        scheduler.start(args.port, args.address)
+    else:
+        scheduler.stop()
 
 
 def summary(args: argparse.Namespace) -> None:
@@ -105,6 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--date", type=dt.date.fromisoformat, required=True)
     command.add_argument("--to", type=dt.date.fromisoformat, help="last date of a range (inclusive)")
     command.set_defaults(handler=invalidate)
+
+    command = commands.add_parser("status", help=status.__doc__)
+    command.add_argument("--date", type=dt.date.fromisoformat, required=True)
+    command.set_defaults(handler=status)
+
+    command = commands.add_parser("scheduler", help=run_scheduler.__doc__)
+    command.add_argument("action", choices=["start", "stop"])
+    command.add_argument("--port", type=int, default=8082)
+    command.add_argument("--address", default="127.0.0.1")
+    command.set_defaults(handler=run_scheduler)
 
     command = commands.add_parser("summary", help=summary.__doc__)
     command.add_argument("--users", type=int, default=3)

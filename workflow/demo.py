@@ -29,36 +29,43 @@ def demo_courses(n_courses: int, seed: int = 0) -> pd.DataFrame:
 
 
 def demo_ratings(n_ratings: int, courses: pd.DataFrame, until: dt.date, seed: int = 0) -> pd.DataFrame:
-    """Return about `n_ratings` integer ratings 1..5 made in the year before `until`.
+    """Return `n_ratings` integer ratings 1..5 made in the year before `until` (fewer only if courses run out).
 
     Most users rate one or two courses, mostly in one language.
     """
-    rng = np.random.default_rng(seed + 1)
-    most_per_user = max(2, min(300, len(courses) // 4))
-    per_user = np.clip(np.rint(rng.lognormal(0.3, 1.9, size=n_ratings)), 1, most_per_user).astype(np.int64)
-    # Draw a fifth more than asked: repeated (user, course) draws are dropped below.
-    n_users = int(np.searchsorted(np.cumsum(per_user), n_ratings * 1.2)) + 1
-    per_user = per_user[:n_users]
-    user_id = np.repeat(np.arange(1, n_users + 1), per_user)
-
-    languages = courses["programming_language"].fillna("r").to_numpy()
+    # Repeated (user, course) draws are dropped, so draw more until enough distinct pairs remain.
+    for oversampling in (1.2, 1.5, 2.0, 3.0, 5.0):
+        rng = np.random.default_rng(seed + 1)
+        pairs = _rated_pairs(rng, int(n_ratings * oversampling) + 1, courses)
+        if len(pairs) >= n_ratings:
+            break
     course_ids = courses["course_id"].to_numpy()
-    favourite = rng.choice(LANGUAGES, size=n_users, p=LANGUAGE_WEIGHTS)[user_id - 1]
-    by_language = {lang: course_ids[languages == lang] for lang in LANGUAGES}
-    course_id = course_ids[rng.integers(0, len(course_ids), size=len(user_id))]
-    in_favourite = rng.random(len(user_id)) < 0.8
-    for lang, pool in by_language.items():
-        chosen = in_favourite & (favourite == lang)
-        if len(pool):
-            course_id[chosen] = pool[rng.integers(0, len(pool), size=int(chosen.sum()))]
-
-    pairs = pd.DataFrame({"user_id": user_id, "course_id": course_id}).drop_duplicates()
     quality = rng.normal(0.0, 0.6, size=course_ids.max() + 1)
     base = rng.choice(np.arange(1, 6), size=len(pairs), p=RATING_SHARES)
     rating = np.clip(np.rint(base + quality[pairs["course_id"].to_numpy()]), 1, 5).astype(np.int64)
     end = pd.Timestamp(until, tz="UTC") + pd.Timedelta(days=1)
     rated_at = end - pd.to_timedelta(rng.integers(1, 365 * 86_400, size=len(pairs)), unit="s")
     return pairs.assign(rating=rating, rated_at=rated_at).head(n_ratings).reset_index(drop=True)
+
+
+def _rated_pairs(rng: np.random.Generator, n_draws: int, courses: pd.DataFrame) -> pd.DataFrame:
+    """Return distinct (user_id, course_id) pairs from `n_draws` draws; users keep mostly to one language."""
+    most_per_user = max(2, min(300, len(courses) // 4))
+    per_user = np.clip(np.rint(rng.lognormal(0.3, 1.9, size=n_draws)), 1, most_per_user).astype(np.int64)
+    n_users = int(np.searchsorted(np.cumsum(per_user), n_draws)) + 1
+    user_id = np.repeat(np.arange(1, n_users + 1), per_user[:n_users])
+
+    languages = courses["programming_language"].fillna("r").to_numpy()
+    course_ids = courses["course_id"].to_numpy()
+    favourite = rng.choice(LANGUAGES, size=n_users, p=LANGUAGE_WEIGHTS)[user_id - 1]
+    course_id = course_ids[rng.integers(0, len(course_ids), size=len(user_id))]
+    in_favourite = rng.random(len(user_id)) < 0.8
+    for language in LANGUAGES:
+        pool = course_ids[languages == language]
+        chosen = in_favourite & (favourite == language)
+        if len(pool):
+            course_id[chosen] = pool[rng.integers(0, len(pool), size=int(chosen.sum()))]
+    return pd.DataFrame({"user_id": user_id, "course_id": course_id}).drop_duplicates(ignore_index=True)
 
 
 def demo_data(n_ratings: int, until: dt.date | None = None, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 log = logging.getLogger("workflow.embedded")
 
-DATABASES = ("datacamp_application", "dwh")
+DATABASES = ("datacamp_application", "dwh", "luigi_task_history")
 SUPERUSER = "postgres"
 
 
@@ -140,6 +140,12 @@ class EmbeddedServer:
             return None
         return int(lines[3])
 
+    def _previous_port(self) -> int | None:
+        try:
+            return int((self.root / "port").read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
     def url(self, database: str) -> str:
         """Return the SQLAlchemy URL of one database on the running server."""
         port = self.port()
@@ -169,25 +175,28 @@ class EmbeddedServer:
                     "--locale=C",
                     "--no-sync",
                 )
-            port = _free_port()
+            port = _free_port(self._previous_port())
             options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=on"
             self._run(
                 "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options
             )
+            (self.root / "port").write_text(f"{port}\n")
             log.info("embedded PostgreSQL %s started on 127.0.0.1:%s", self.data_dir, port)
-            self._create_databases()
+            self.create_databases(*DATABASES)
 
-    def _create_databases(self) -> None:
+    def create_databases(self, *names: str) -> None:
+        """Create those of the databases that do not exist yet."""
         import psycopg2  # noqa: PLC0415
+        from psycopg2 import sql  # noqa: PLC0415
 
         connection = psycopg2.connect(host="127.0.0.1", port=self.port(), user=SUPERUSER, dbname="postgres")
         connection.autocommit = True
         try:
             with connection.cursor() as cursor:
-                for database in DATABASES:
-                    cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+                for name in names:
+                    cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
                     if cursor.fetchone() is None:
-                        cursor.execute(f'CREATE DATABASE "{database}"')  # fixed names from DATABASES
+                        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         finally:
             connection.close()
 
@@ -198,7 +207,16 @@ class EmbeddedServer:
                 self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data_dir))
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def _free_port(preferred: int | None) -> int:
+    """Return the preferred port when it is free (so URLs survive a restart), else any free one."""
+    for port in (preferred, 0):
+        if port is None:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as PostgreSQL itself binds
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise EmbeddedServerError("no free TCP port on 127.0.0.1")

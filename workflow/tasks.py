@@ -14,6 +14,7 @@ import luigi
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from luigi.target import FileAlreadyExists
 
 from workflow import config, db, transforms
 
@@ -81,8 +82,13 @@ class ParquetTask(RecordedTask):
             table = pa.Table.from_pandas(table, preserve_index=False)
         self.set_status_message(f"writing {table.num_rows:,} rows")
         self.set_progress_percentage(90)
-        with self.output().temporary_path() as temporary_path:
-            pq.write_table(table, temporary_path)
+        temporary_path = None
+        try:
+            with self.output().temporary_path() as temporary_path:
+                pq.write_table(table, temporary_path)
+        except FileAlreadyExists:  # a concurrent run of the date wrote the same target first
+            log.info("%s was written by another run meanwhile; keeping that one", self.output().path)
+            os.remove(temporary_path)
         self.facts["rows_out"] = table.num_rows
         self.set_status_message(f"wrote {table.num_rows:,} rows")
         self.set_progress_percentage(100)
