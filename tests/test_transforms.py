@@ -24,23 +24,39 @@ def test_language_is_trimmed_and_lower_cased_and_missing_or_blank_becomes_the_fi
         [(3, "C", "d", " Python "), (1, "A", "d", None), (2, "B", "d", "   "), (4, "D", "d", "SQL")],
         "course_id title description programming_language",
     )
-    cleaned = transforms.clean_courses(courses, language_fill="R")
+    cleaned, quarantined = transforms.clean_courses(courses, language_fill="R")
     assert_rows(
         cleaned,
         [(1, "A", "d", "r"), (2, "B", "d", "r"), (3, "C", "d", "python"), (4, "D", "d", "sql")],
         "course_id title description programming_language",
     )
+    assert quarantined.empty
 
 
 def test_language_fill_is_configurable() -> None:
     courses = frame([(1, "A", "d", None)], "course_id title description programming_language")
-    assert transforms.clean_courses(courses, language_fill="Python")["programming_language"].tolist() == ["python"]
+    cleaned, _ = transforms.clean_courses(courses, language_fill="Python")
+    assert cleaned["programming_language"].tolist() == ["python"]
+
+
+def test_courses_with_a_missing_or_repeated_id_are_set_aside_every_copy() -> None:
+    courses = frame(
+        [(1, "A", "d", "r"), (None, "B", "d", "r"), (2, "C", "d", "r"), (2, "C2", "d", "sql"), (3, "D", "d", "r")],
+        "course_id title description programming_language",
+    )
+    cleaned, quarantined = transforms.clean_courses(courses, language_fill="R")
+    assert cleaned["course_id"].tolist() == [1, 3]
+    assert [(title, reason) for title, reason in zip(quarantined["title"], quarantined["reason"], strict=True)] == [
+        ("B", "missing_course_id"),
+        ("C", "duplicate_course_id"),
+        ("C2", "duplicate_course_id"),
+    ]
 
 
 # --- rating validity -------------------------------------------------------------------------
 
 
-def test_invalid_ratings_are_dropped_and_counted_by_first_failing_rule() -> None:
+def test_invalid_ratings_are_set_aside_with_the_first_rule_they_break() -> None:
     ratings = frame(
         [
             (1, 10, 5.0),  # valid
@@ -52,27 +68,62 @@ def test_invalid_ratings_are_dropped_and_counted_by_first_failing_rule() -> None
             (6, 10, 5.5),  # above range
             (7, 99, 9.0),  # unknown course and out of range: counted once, as unknown course
             (8, 11, 1.0),  # valid: bounds are inclusive
+            (9, 10, float("nan")),  # NaN is missing
         ],
         "user_id course_id rating",
     )
-    valid, dropped = transforms.validate_ratings(ratings, pd.Series([10, 11]), min_rating=1, max_rating=5)
+    valid, quarantined = transforms.validate_ratings(ratings, pd.Series([10, 11]), min_rating=1, max_rating=5)
     assert_rows(valid, [(1, 10, 5.0), (8, 11, 1.0)], "user_id course_id rating")
-    assert dropped == {"missing_value": 3, "unknown_course": 2, "rating_out_of_range": 2}
+    assert quarantined["reason"].tolist() == [
+        "missing_value", "missing_value", "missing_value", "unknown_course", "rating_out_of_range",
+        "rating_out_of_range", "unknown_course", "missing_value",
+    ]  # fmt: skip
+    assert quarantined["user_id"].tolist()[3:7] == [4, 5, 6, 7]
+    assert transforms.reason_counts(quarantined, transforms.RATING_REASONS) == {
+        "missing_value": 4, "unknown_course": 2, "rating_out_of_range": 2, "duplicate_pair": 0,
+    }  # fmt: skip
+
+
+def test_a_pair_rated_twice_is_set_aside_entirely_unless_the_other_copy_is_invalid() -> None:
+    ratings = frame(
+        [(1, 10, 5.0), (1, 10, 3.0), (2, 10, 4.0), (2, 10, 9.0), (3, 11, 2.0)],
+        "user_id course_id rating",
+    )
+    valid, quarantined = transforms.validate_ratings(ratings, pd.Series([10, 11]), min_rating=1, max_rating=5)
+    assert_rows(valid, [(2, 10, 4.0), (3, 11, 2.0)], "user_id course_id rating")
+    assert_rows(
+        quarantined,
+        [(1, 10, 5.0, "duplicate_pair"), (1, 10, 3.0, "duplicate_pair"), (2, 10, 9.0, "rating_out_of_range")],
+        "user_id course_id rating reason",
+    )
 
 
 def test_rating_bounds_are_configurable() -> None:
     ratings = frame([(1, 10, 0.5), (2, 10, 10.0), (3, 10, 11.0)], "user_id course_id rating")
-    valid, dropped = transforms.validate_ratings(ratings, pd.Series([10]), min_rating=0.5, max_rating=10)
+    valid, quarantined = transforms.validate_ratings(ratings, pd.Series([10]), min_rating=0.5, max_rating=10)
     assert valid["user_id"].tolist() == [1, 2]
-    assert dropped["rating_out_of_range"] == 1
+    assert quarantined["user_id"].tolist() == [3]
 
 
-def test_empty_ratings_are_valid_and_nothing_is_dropped() -> None:
-    valid, dropped = transforms.validate_ratings(
+def test_empty_ratings_are_valid_and_nothing_is_set_aside() -> None:
+    valid, quarantined = transforms.validate_ratings(
         frame([], "user_id course_id rating"), pd.Series([1]), min_rating=1, max_rating=5
     )
     assert valid.empty and list(valid.columns) == ["user_id", "course_id", "rating"]
-    assert sum(dropped.values()) == 0
+    assert quarantined.empty and list(quarantined.columns) == ["user_id", "course_id", "rating", "reason"]
+
+
+def test_too_many_invalid_rows_fail_with_the_table_the_counts_and_examples() -> None:
+    quarantined = frame(
+        [(1, 99, 4.0, "unknown_course"), (2, 10, 7.0, "rating_out_of_range")], "user_id course_id rating reason"
+    )
+    transforms.check_invalid_share("rating", 200, quarantined, max_share=0.01)  # exactly 1%: allowed
+    with pytest.raises(transforms.InvalidSourceDataError) as failure:
+        transforms.check_invalid_share("rating", 199, quarantined, max_share=0.01)
+    message = str(failure.value)
+    assert message.startswith("rating: 2 of 199 rows (1.01%) break the rules, more than the 1.00% allowed")
+    assert "1 unknown_course" in message and "1 rating_out_of_range" in message
+    assert "'user_id': 1, 'course_id': 99, 'rating': 4.0, 'reason': 'unknown_course'" in message
 
 
 # --- averages --------------------------------------------------------------------------------

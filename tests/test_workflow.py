@@ -174,7 +174,7 @@ def run_luigi_command(date: dt.date) -> subprocess.CompletedProcess:
 def test_the_luigi_command_runs_the_graph_and_exits_zero(small_source: Databases) -> None:
     result = run_luigi_command(DAY)
     assert result.returncode == 0, result.stderr
-    assert "14 rows, 11 valid, dropped 1 missing_value, 1 unknown_course, 1 rating_out_of_range" in result.stderr
+    assert "ratings: 14 rows, 3 set aside in quarantined_ratings.parquet: 1 missing_value, 1 unknown_course, 1 rating_out_of_range, 0 duplicate_pair" in result.stderr
     assert daily_rows(small_source) == EXPECTED
 
 
@@ -183,7 +183,7 @@ def test_a_failed_run_exits_non_zero_and_names_the_missing_table(clean: Database
     clean.query(clean.source, "DROP TABLE rating")
     result = run_luigi_command(DAY)
     assert result.returncode == 30  # [retcode] task_failed
-    assert "source table 'rating' does not exist" in result.stderr
+    assert "source table 'public.rating' does not exist" in result.stderr
     assert clean.warehouse_rows("SELECT to_regclass('recommendation_loads')") == [(None,)]
 
 

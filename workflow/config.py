@@ -13,9 +13,9 @@ from workflow.embedded import EmbeddedServer
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# The repository's luigi.cfg applies wherever the command is started from (a luigi.cfg in the
-# current directory or LUIGI_CONFIG_PATH, read later, still wins).
-if (PROJECT_ROOT / "luigi.cfg").exists():
+# The repository's luigi.cfg applies wherever the command is started from. Started from the
+# repository, luigi has read it already, before LUIGI_CONFIG_PATH, which must keep the last word.
+if (PROJECT_ROOT / "luigi.cfg").exists() and Path("luigi.cfg").resolve() != PROJECT_ROOT / "luigi.cfg":
     luigi.configuration.get_config().add_config_path(str(PROJECT_ROOT / "luigi.cfg"))
 
 
@@ -26,11 +26,17 @@ class rules(luigi.Config):  # noqa: N801  (luigi maps the class name to the [rul
     max_rating = luigi.FloatParameter(default=5.0, description="highest valid rating")
     language_fill = luigi.Parameter(default="R", description="language of courses with none")
     recommendations_per_user = luigi.IntParameter(default=3)
+    max_invalid_share = luigi.FloatParameter(
+        default=0.01, description="share of a table's rows that may break the rules before the run fails"
+    )
 
 
 class source(luigi.Config):  # noqa: N801
     """How the source database is read ([source] in luigi.cfg)."""
 
+    schema = luigi.Parameter(default="public", description="schema of the source tables")
+    courses_table = luigi.Parameter(default="courses")
+    rating_table = luigi.Parameter(default="rating")
     rating_timestamp_column = luigi.Parameter(
         default="rated_at", description="timestamp of a rating; the extract for date D takes those before D+1 00:00 UTC"
     )

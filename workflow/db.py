@@ -87,25 +87,51 @@ def _copy_out(connection: Connection, query: sa.Select) -> io.BytesIO:
     return buffer
 
 
+# The SQL types each Arrow column type may be read from.
+ACCEPTED_SQL_TYPES = {
+    pa.int64(): (sa.Integer,),
+    pa.float64(): (sa.Integer, sa.Numeric, sa.Float),
+    pa.string(): (sa.String,),
+}
+
+
 def extract_table(
-    url: str, table: str, schema: pa.Schema, *, timestamp_column: str | None = None, before: dt.datetime | None = None
+    url: str,
+    table: str,
+    columns: pa.Schema,
+    *,
+    schema: str | None = None,
+    timestamp_column: str | None = None,
+    before: dt.datetime | None = None,
 ) -> tuple[pa.Table, bool]:
     """Return the given columns of a source table, read with one COPY, and whether it was read as of `before`.
 
     When `timestamp_column` exists in the table, only rows stamped before `before` are read;
-    otherwise the whole table is (a snapshot).
+    otherwise the whole table is (a snapshot). A missing table or column, a column of another type,
+    or an empty table raises SourceDataError naming it.
     """
-    query = sa.select(*(sa.column(name) for name in schema.names)).select_from(sa.table(table))
+    # Names from configuration only ever reach SQL quoted by SQLAlchemy, never pasted in.
+    query = sa.select(*(sa.column(name) for name in columns.names)).select_from(sa.table(table, schema=schema))
+    name = f"{schema}.{table}" if schema else table
     with connect(url) as connection:
         inspector = sa.inspect(connection)
-        if not inspector.has_table(table):
-            raise SourceDataError(f"source table {table!r} does not exist in {safe_url(url)}")
-        present = {column["name"] for column in inspector.get_columns(table)}
-        missing = [name for name in schema.names if name not in present]
+        if not inspector.has_table(table, schema=schema):
+            raise SourceDataError(f"source table {name!r} does not exist in {safe_url(url)}")
+        present = {column["name"]: column["type"] for column in inspector.get_columns(table, schema=schema)}
+        missing = [column for column in columns.names if column not in present]
         if missing:
-            raise SourceDataError(f"source table {table!r} lacks column(s) {', '.join(missing)}")
+            raise SourceDataError(f"source table {name!r} lacks column(s) {', '.join(missing)}")
+        for field in columns:
+            if not isinstance(present[field.name], ACCEPTED_SQL_TYPES[field.type]):
+                raise SourceDataError(
+                    f"source column {name}.{field.name} has type {present[field.name]}, not the {field.type} expected"
+                )
         as_of = timestamp_column is not None and before is not None and timestamp_column in present
         if as_of:
+            if not isinstance(present[timestamp_column], (sa.DateTime, sa.Date)):
+                raise SourceDataError(
+                    f"source column {name}.{timestamp_column} has type {present[timestamp_column]}, not a timestamp"
+                )
             query = query.where(sa.column(timestamp_column) < sa.literal(before, sa.DateTime(timezone=True)))
         connection.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
         buffer = _copy_out(connection, query)
@@ -114,11 +140,16 @@ def extract_table(
             buffer,
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
-                column_types=schema, strings_can_be_null=True, quoted_strings_can_be_null=False
+                column_types=columns, strings_can_be_null=True, quoted_strings_can_be_null=False
             ),
         )
     except pa.ArrowInvalid as error:
-        raise SourceDataError(f"source table {table!r} holds a value of the wrong type: {error}") from None
+        raise SourceDataError(f"source table {name!r} holds a value of the wrong type: {error}") from None
+    if arrow.num_rows == 0:
+        raise SourceDataError(
+            f"source table {name!r} has no rows{' before ' + str(before) if as_of else ''}; "
+            "refusing to replace the warehouse's recommendations with nothing"
+        )
     return arrow, as_of
 
 

@@ -93,51 +93,75 @@ class ParquetTask(RecordedTask):
         self.set_status_message(f"wrote {table.num_rows:,} rows")
         self.set_progress_percentage(100)
 
+    def set_aside(self, table: str, n_rows: int, quarantined: pd.DataFrame, reasons: list[str]) -> None:
+        """Write the rows that break the rules to the quarantine file, count them, and fail if there are too many."""
+        path = quarantine_path(self.date, table)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        pq.write_table(pa.Table.from_pandas(quarantined, preserve_index=False), temporary)
+        os.replace(temporary, path)
+        counts = transforms.reason_counts(quarantined, reasons)
+        self.facts["set_aside"] = counts
+        log.info("%s: %d rows, %d set aside in %s: %s", table, n_rows, len(quarantined), path.name,
+                 ", ".join(f"{count} {reason}" for reason, count in counts.items()))  # fmt: skip
+        try:
+            transforms.check_invalid_share(table, n_rows, quarantined, config.rules().max_invalid_share)
+        except transforms.InvalidSourceDataError as error:
+            raise transforms.InvalidSourceDataError(f"{error}; all of them are in {path}") from None
+
+
+def quarantine_path(date: dt.date, table: str) -> Path:
+    """Return where a date's rows of a table that break the rules are set aside."""
+    return config.output_dir() / f"{date:%Y-%m-%d}" / f"quarantined_{table}.parquet"
+
 
 class ExtractedCourses(ParquetTask):
-    """The source `courses` table as extracted on the date (the catalogue has no history: a snapshot)."""
+    """The source courses table as extracted on the date (the catalogue has no history: a snapshot)."""
 
     def run(self) -> None:
         self.set_status_message("extracting courses")
-        courses, _ = db.extract_table(config.source_url(), "courses", db.COURSES_SCHEMA)
+        table = config.source().courses_table
+        courses, _ = db.extract_table(config.source_url(), table, db.COURSES_SCHEMA, schema=config.source().schema)
         self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
         self.write(courses)
 
 
 class ExtractedRatings(ParquetTask):
-    """The source `rating` table as it stood at the end of the date (UTC), or a snapshot when it has no timestamps."""
+    """The source rating table as it stood at the end of the date (UTC), or a snapshot when it has no timestamps."""
 
     def run(self) -> None:
         self.set_status_message("extracting ratings")
-        column = config.source().rating_timestamp_column or None
+        source = config.source()
+        column = source.rating_timestamp_column or None
         end_of_day = dt.datetime.combine(self.date + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
         ratings, as_of = db.extract_table(
-            config.source_url(), "rating", db.RATING_SCHEMA, timestamp_column=column, before=end_of_day
-        )
+            config.source_url(), source.rating_table, db.RATING_SCHEMA,
+            schema=source.schema, timestamp_column=column, before=end_of_day,
+        )  # fmt: skip
         if as_of:
-            self.facts["source"] = f"as of {end_of_day:%Y-%m-%d %H:%M:%S} UTC (rating.{column} < that time)"
+            self.facts["source"] = f"as of {end_of_day:%Y-%m-%d %H:%M:%S} UTC ({source.rating_table}.{column} < that)"
         else:
             taken = dt.datetime.now(dt.timezone.utc)
-            self.facts["source"] = f"snapshot taken {taken:%Y-%m-%d %H:%M:%S} UTC (rating has no column {column!r})"
-            log.warning(
-                "rating has no column %r: extracting the current snapshot, not the data as of %s", column, self.date
-            )
+            self.facts["source"] = f"snapshot taken {taken:%Y-%m-%d %H:%M:%S} UTC (no column {column!r})"
+            log.warning("%s has no column %r: extracting the current snapshot, not the data as of %s",
+                        source.rating_table, column, self.date)  # fmt: skip
         self.write(ratings)
 
 
 class CleanedCourses(ParquetTask):
-    """The courses with their programming language normalised."""
+    """The courses with their programming language normalised; those with a missing or repeated id set aside."""
 
     def requires(self) -> ExtractedCourses:
         return ExtractedCourses(self.date)
 
     def run(self) -> None:
         courses = self.read(self.requires())
-        self.write(transforms.clean_courses(courses, config.rules().language_fill))
+        cleaned, quarantined = transforms.clean_courses(courses, config.rules().language_fill)
+        self.set_aside("courses", len(courses), quarantined, transforms.COURSE_REASONS)
+        self.write(cleaned)
 
 
 class ValidRatings(ParquetTask):
-    """The ratings that pass every validity rule; dropped rows are counted in the log by reason."""
+    """The ratings that pass every validity rule; the others are set aside in quarantined_ratings.parquet."""
 
     def requires(self) -> dict[str, luigi.Task]:
         return {"ratings": ExtractedRatings(self.date), "courses": CleanedCourses(self.date)}
@@ -146,14 +170,8 @@ class ValidRatings(ParquetTask):
         ratings = self.read(self.requires()["ratings"])
         course_ids = self.read(self.requires()["courses"], ["course_id"])["course_id"]
         rules = config.rules()
-        valid, dropped = transforms.validate_ratings(ratings, course_ids, rules.min_rating, rules.max_rating)
-        self.facts["dropped"] = dropped
-        log.info(
-            "rating: %d rows, %d valid, dropped %s",
-            len(ratings),
-            len(valid),
-            ", ".join(f"{n} {reason}" for reason, n in dropped.items()),
-        )
+        valid, quarantined = transforms.validate_ratings(ratings, course_ids, rules.min_rating, rules.max_rating)
+        self.set_aside("ratings", len(ratings), quarantined, transforms.RATING_REASONS)
         self.write(valid)
 
 

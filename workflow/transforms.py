@@ -9,32 +9,104 @@ COURSE_COLUMNS = ["course_id", "title", "description", "programming_language"]
 RATING_COLUMNS = ["user_id", "course_id", "rating"]
 
 
-def clean_courses(courses: pd.DataFrame, language_fill: str) -> pd.DataFrame:
-    """Return the courses with `programming_language` trimmed and lower-cased, missing or blank ones filled."""
-    language = courses["programming_language"].astype("string").str.strip()
+RATING_REASONS = ["missing_value", "unknown_course", "rating_out_of_range", "duplicate_pair"]
+COURSE_REASONS = ["missing_course_id", "duplicate_course_id"]
+
+
+class InvalidSourceDataError(ValueError):
+    """Too many source rows break the rules for the run to go on."""
+
+
+def _set_aside(frame: pd.DataFrame, checks: list[tuple[str, np.ndarray]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a frame into the rows that pass every check and the others, with the first failed check as `reason`."""
+    first_failed = np.zeros(len(frame), dtype=np.int8)  # 0: passed every check, i: failed check i first
+    for number, (_, failed) in enumerate(checks, start=1):
+        first_failed[(first_failed == 0) & failed] = number
+    failed_any = first_failed > 0
+    names = np.array([name for name, _ in checks], dtype=object)
+    quarantined = frame[failed_any].assign(reason=names[first_failed[failed_any] - 1])
+    return frame[~failed_any], quarantined.reset_index(drop=True)
+
+
+def reason_counts(quarantined: pd.DataFrame, reasons: list[str]) -> dict[str, int]:
+    """Return how many rows were set aside for each reason, zeros included."""
+    counts = quarantined["reason"].value_counts()
+    return {reason: int(counts.get(reason, 0)) for reason in reasons}
+
+
+def clean_courses(courses: pd.DataFrame, language_fill: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the courses with their language normalised, and those set aside for a missing or repeated course_id.
+
+    The language is `programming_language` trimmed and lower-cased; a missing or blank one becomes
+    `language_fill` (lower-cased too). Every copy of a repeated course_id is set aside: none can be trusted.
+    """
+    courses = courses[COURSE_COLUMNS]
+    missing_id = courses["course_id"].isna().to_numpy()
+    repeated_id = ~missing_id & courses["course_id"].duplicated(keep=False).to_numpy()
+    kept, quarantined = _set_aside(courses, [("missing_course_id", missing_id), ("duplicate_course_id", repeated_id)])
+    language = kept["programming_language"].astype("string").str.strip()
     language = language.where(language.notna() & (language != ""), language_fill)
-    cleaned = courses[COURSE_COLUMNS].copy()
-    cleaned["programming_language"] = language.str.strip().str.lower().astype(str)
-    cleaned["course_id"] = cleaned["course_id"].astype("int64")
-    return cleaned.sort_values("course_id", kind="stable").reset_index(drop=True)
+    cleaned = kept.assign(
+        course_id=kept["course_id"].astype("int64"),
+        programming_language=language.str.strip().str.lower().astype(str),
+    )
+    return cleaned.sort_values("course_id", kind="stable").reset_index(drop=True), quarantined
 
 
 def validate_ratings(
     ratings: pd.DataFrame, course_ids: pd.Series, min_rating: float, max_rating: float
-) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Return the valid ratings and how many rows were dropped for each reason (first failing rule wins)."""
-    missing = ratings[RATING_COLUMNS].isna().any(axis=1).to_numpy()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the valid ratings, and the others with the first rule they break as `reason`.
+
+    A rating is valid when user_id, course_id and rating are present (NaN counts as missing), the
+    course exists, min_rating <= rating <= max_rating, and no other otherwise valid row rates the
+    same course by the same user: every copy of such a pair is set aside, since none can be trusted.
+    """
+    ratings = ratings[RATING_COLUMNS]
+    missing = ratings.isna().any(axis=1).to_numpy()
     unknown_course = ~missing & ~ratings["course_id"].isin(course_ids).to_numpy()
     rating = ratings["rating"].to_numpy(dtype="float64", na_value=np.nan)
     out_of_range = ~missing & ~unknown_course & ((rating < min_rating) | (rating > max_rating))
-    valid = ratings.loc[~(missing | unknown_course | out_of_range), RATING_COLUMNS]
+    valid_so_far = ~(missing | unknown_course | out_of_range)
+    repeated = np.zeros(len(ratings), dtype=bool)
+    (pair_keys,) = _pair_keys(ratings.loc[valid_so_far, ["user_id", "course_id"]].astype("int64"))
+    repeated[valid_so_far] = pd.Series(pair_keys).duplicated(keep=False).to_numpy()
+    valid, quarantined = _set_aside(
+        ratings,
+        [
+            ("missing_value", missing),
+            ("unknown_course", unknown_course),
+            ("rating_out_of_range", out_of_range),
+            ("duplicate_pair", repeated),
+        ],
+    )
     valid = valid.astype({"user_id": "int64", "course_id": "int64", "rating": "float64"})
-    dropped = {
-        "missing_value": int(missing.sum()),
-        "unknown_course": int(unknown_course.sum()),
-        "rating_out_of_range": int(out_of_range.sum()),
-    }
-    return valid.reset_index(drop=True), dropped
+    return valid.reset_index(drop=True), quarantined
+
+
+def _pair_keys(*frames: pd.DataFrame) -> list[np.ndarray]:
+    """Return each frame's (user_id, course_id) pairs encoded as one int64 each, comparable across the frames."""
+    course_ids = [frame["course_id"].to_numpy(dtype="int64") for frame in frames]
+    lowest = min((int(ids.min()) for ids in course_ids if len(ids)), default=0)
+    width = max((int(ids.max()) for ids in course_ids if len(ids)), default=0) - lowest + 1
+    return [
+        frame["user_id"].to_numpy(dtype="int64") * width + (ids - lowest)
+        for frame, ids in zip(frames, course_ids, strict=True)
+    ]
+
+
+def check_invalid_share(table: str, n_rows: int, quarantined: pd.DataFrame, max_share: float) -> None:
+    """Raise InvalidSourceDataError naming the table, the counts per reason and a few rows when too many are invalid."""
+    if n_rows == 0 or len(quarantined) / n_rows <= max_share:
+        return
+    counts = quarantined["reason"].value_counts()
+    examples = quarantined.groupby("reason", sort=True).head(1).head(3).to_dict("records")
+    raise InvalidSourceDataError(
+        f"{table}: {len(quarantined):,} of {n_rows:,} rows ({len(quarantined) / n_rows:.2%}) break the rules, "
+        f"more than the {max_share:.2%} allowed ([rules] max_invalid_share): "
+        + ", ".join(f"{count:,} {reason}" for reason, count in counts.items())
+        + f"; for example {examples}"
+    )
 
 
 def average_course_ratings(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -99,13 +171,8 @@ def courses_to_recommend(
             "language_rank": np.repeat(np.arange(len(languages)), take),
         }
     )
-    # Encode (user_id, course_id) pairs as one integer for a fast anti-join.
-    width = (
-        int(np.max(np.concatenate([ratings["course_id"].to_numpy(), ranking["course_id"].to_numpy()]), initial=0)) + 1
-    )
-    rated_pairs = ratings["user_id"].to_numpy() * width + ratings["course_id"].to_numpy()
-    candidate_pairs = pd.Series(candidates["user_id"].to_numpy() * width + candidates["course_id"].to_numpy())
-    unrated = ~candidate_pairs.isin(rated_pairs).to_numpy()  # a hash lookup: several times faster than np.isin
+    rated_pairs, candidate_pairs = _pair_keys(ratings, candidates)
+    unrated = ~pd.Series(candidate_pairs).isin(rated_pairs).to_numpy()  # a hash lookup: faster than np.isin
     candidates = candidates[unrated]
     best = candidates.groupby("language_rank", sort=False).cumcount() < per_language
     return candidates.loc[best, ["user_id", "course_id", "rating"]].reset_index(drop=True)
