@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from configparser import ConfigParser
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +80,29 @@ def clean(databases: Databases) -> Databases:
     for dated in databases.output.glob("20*"):
         shutil.rmtree(dated)
     return databases
+
+
+@pytest.fixture
+def luigi_setting() -> Iterator:
+    """Return a function that sets a luigi.cfg option for one test, restored afterwards."""
+    import luigi  # noqa: PLC0415
+
+    parser = luigi.configuration.get_config()
+    previous: list[tuple[str, str, str | None]] = []
+
+    def set_option(section: str, option: str, value: object) -> None:
+        if not parser.has_section(section):
+            parser.add_section(section)
+        old = ConfigParser.get(parser, section, option, raw=True) if parser.has_option(section, option) else None
+        previous.append((section, option, old))
+        parser.set(section, option, str(value))
+
+    yield set_option
+    for section, option, old in reversed(previous):
+        if old is None:
+            parser.remove_option(section, option)
+        else:
+            parser.set(section, option, old)
 
 
 def frame(rows: list[tuple], columns: str) -> pd.DataFrame:

@@ -155,10 +155,10 @@ def test_two_concurrent_runs_of_a_date_leave_exactly_one_set_of_rows(clean: Data
     assert clean.warehouse_rows("SELECT count(*) FROM recommendation_loads") == [(1,)]
 
 
-def test_a_connection_retries_while_the_server_restarts(databases: Databases, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_connection_retries_while_the_server_restarts(databases: Databases, luigi_setting) -> None:
     if os.environ.get("SOURCE_DATABASE_URL"):
         pytest.skip("restarts only the embedded server")
-    monkeypatch.setattr(db, "FIRST_RETRY_WAIT", 0.5)
+    luigi_setting("connection", "first_wait", 0.5)
     server = config.embedded_server()
     server.stop()
     restart = threading.Timer(1.0, server.ensure_running)
@@ -169,8 +169,8 @@ def test_a_connection_retries_while_the_server_restarts(databases: Databases, mo
         restart.join()
 
 
-def test_a_connection_that_never_comes_back_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(db, "FIRST_RETRY_WAIT", 0.01)
+def test_a_connection_that_never_comes_back_fails_clearly(luigi_setting) -> None:
+    luigi_setting("connection", "first_wait", 0.01)
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

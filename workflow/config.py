@@ -42,6 +42,13 @@ class source(luigi.Config):  # noqa: N801
     )
 
 
+class connection(luigi.Config):  # noqa: N801
+    """How database connections retry while a server is unreachable ([connection] in luigi.cfg)."""
+
+    attempts = luigi.IntParameter(default=5, description="connection attempts before the task fails")
+    first_wait = luigi.FloatParameter(default=1.0, description="seconds before the first retry; doubles each time")
+
+
 def output_dir() -> Path:
     """Return the root of parquet targets and the embedded server's data (WORKFLOW_OUTPUT_DIR or output/)."""
     return Path(os.environ.get("WORKFLOW_OUTPUT_DIR") or PROJECT_ROOT / "output").resolve()

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
+from workflow import config
 from workflow.config import safe_url
 
 log = logging.getLogger("workflow.db")
@@ -46,10 +47,6 @@ def sql(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text()
 
 
-CONNECT_ATTEMPTS = 5  # a server that is restarting gets about 15 s (1 + 2 + 4 + 8) to come back
-FIRST_RETRY_WAIT = 1.0
-
-
 @contextmanager
 def connect(url: str) -> Iterator[Connection]:
     """Yield a connection inside a transaction that commits on success; each call opens its own engine."""
@@ -64,16 +61,18 @@ def connect(url: str) -> Iterator[Connection]:
 
 
 def _connect_with_retries(engine: Engine, url: str) -> Connection:
-    for attempt in range(1, CONNECT_ATTEMPTS + 1):
+    """Connect, retrying a bounded number of times with doubling waits ([connection] in luigi.cfg)."""
+    settings = config.connection()
+    for attempt in range(1, settings.attempts + 1):
         try:
             return engine.connect()
         except sa.exc.OperationalError as error:
-            if attempt == CONNECT_ATTEMPTS:
+            if attempt == settings.attempts:
                 raise ConnectionError(
                     f"cannot connect to {safe_url(url)} after {attempt} attempts: {str(error.orig).strip()}"
                 ) from None
-            wait = FIRST_RETRY_WAIT * 2 ** (attempt - 1)
-            log.warning("cannot connect to %s (attempt %d), retrying in %.0f s", safe_url(url), attempt, wait)
+            wait = settings.first_wait * 2 ** (attempt - 1)
+            log.warning("cannot connect to %s (attempt %d), retrying in %.1f s", safe_url(url), attempt, wait)
             time.sleep(wait)
     raise AssertionError("unreachable")
 

@@ -175,6 +175,7 @@ class EmbeddedServer:
                     "--locale=C",
                     "--no-sync",
                 )
+                self._restrict_authentication()
             port = _free_port(self._previous_port())
             options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=on"
             self._run(
@@ -183,6 +184,18 @@ class EmbeddedServer:
             (self.root / "port").write_text(f"{port}\n")
             log.info("embedded PostgreSQL %s started on 127.0.0.1:%s", self.data_dir, port)
             self.create_databases(*DATABASES)
+
+    def _restrict_authentication(self) -> None:
+        """Let the superuser in without a password from this machine only; every other role needs its password."""
+        hba = self.data_dir / "pg_hba.conf"
+        hba.write_text(
+            "# TYPE  DATABASE  USER      ADDRESS        METHOD\n"
+            "host    all       postgres  127.0.0.1/32   trust\n"
+            "host    all       all       127.0.0.1/32   scram-sha-256\n"
+        )
+        account = _server_account()
+        if account is not None:
+            os.chown(hba, account.pw_uid, account.pw_gid)
 
     def create_databases(self, *names: str) -> None:
         """Create those of the databases that do not exist yet."""
