@@ -158,6 +158,7 @@ def test_two_concurrent_runs_of_a_date_leave_exactly_one_set_of_rows(clean: Data
 def test_a_connection_retries_while_the_server_restarts(databases: Databases, luigi_setting) -> None:
     if os.environ.get("SOURCE_DATABASE_URL"):
         pytest.skip("restarts only the embedded server")
+    luigi_setting("connection", "attempts", 6)
     luigi_setting("connection", "first_wait", 0.5)
     server = config.embedded_server()
     server.stop()
@@ -170,6 +171,7 @@ def test_a_connection_retries_while_the_server_restarts(databases: Databases, lu
 
 
 def test_a_connection_that_never_comes_back_fails_clearly(luigi_setting) -> None:
+    luigi_setting("connection", "attempts", 5)
     luigi_setting("connection", "first_wait", 0.01)
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
