@@ -8,7 +8,7 @@ WORKERS ?= 2
 
 SCHEDULER_PORT ?= 8082
 
-.PHONY: install run test browser lint db-start db-stop scheduler scheduler-stop clean
+.PHONY: install run test browser bench lint db-start db-stop scheduler scheduler-stop clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,10 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
 	    > output/apt-browser.log 2>&1 || echo "could not install chromium: the visualizer test will be skipped"; \
 	else echo "no chromium and no root apt-get: the visualizer test will be skipped"; fi
+
+# Our graph against the case study's approach; `make bench RATINGS=20000000` for the large size.
+bench: install
+	$(BIN)/python -m workflow.bench --ratings $(RATINGS)
 
 lint: install
 	$(BIN)/ruff check --config config/ruff.toml workflow tests

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -163,6 +164,35 @@ def _copy_in(connection: Connection, table: str, frame: pd.DataFrame) -> None:
         cursor.copy_expert(f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv, HEADER true)", buffer)
 
 
+# How each recommendation column travels in PostgreSQL's binary COPY format (big-endian, fixed width).
+RECOMMENDATION_LAYOUT = [("user_id", ">i8"), ("course_id", ">i8"), ("rating", ">f8"), ("rank", ">i2")]
+
+
+def _copy_in_binary(connection: Connection, table: str, frame: pd.DataFrame, layout: list[tuple[str, str]]) -> None:
+    """COPY a frame of fixed-width, non-null columns into a table in PostgreSQL's binary format.
+
+    Several times faster than CSV at millions of rows: numpy lays the rows out in one pass and the
+    server parses no text.
+    """
+    row = np.dtype(
+        [("n_fields", ">i2")] + [field for name, kind in layout for field in ((f"{name}_size", ">i4"), (name, kind))]
+    )
+    rows = np.empty(len(frame), dtype=row)
+    rows["n_fields"] = len(layout)
+    for name, kind in layout:
+        rows[f"{name}_size"] = np.dtype(kind).itemsize
+        rows[name] = frame[name].to_numpy()
+    buffer = io.BytesIO()
+    buffer.write(b"PGCOPY\n\xff\r\n\x00" + bytes(8))  # signature, flags, header extension length
+    buffer.write(rows.data)
+    buffer.write(b"\xff\xff")  # end of data
+    buffer.seek(0)
+    quote = connection.dialect.identifier_preparer.quote
+    columns = ", ".join(quote(name) for name, _ in layout)
+    with connection.connection.dbapi_connection.cursor() as cursor:
+        cursor.copy_expert(f"COPY {quote(table)} ({columns}) FROM STDIN WITH (FORMAT binary)", buffer)
+
+
 def load_recommendations(url: str, date: dt.date, recommendations: pd.DataFrame, courses: pd.DataFrame) -> int:
     """Replace the date's recommendations, upsert the courses and mark the date loaded, in one transaction.
 
@@ -201,9 +231,11 @@ def _replace_partition(connection: Connection, date: dt.date, recommendations: p
     day = f"DATE '{date.isoformat()}'"
     connection.exec_driver_sql(f"DROP TABLE IF EXISTS {loading}")
     connection.exec_driver_sql(f"CREATE TABLE {loading} (LIKE daily_recommendations)")
-    _copy_in(connection, loading, recommendations.assign(recommendation_date=date))
+    connection.exec_driver_sql(f"ALTER TABLE {loading} ALTER recommendation_date SET DEFAULT {day}")
+    _copy_in_binary(connection, loading, recommendations, RECOMMENDATION_LAYOUT)
     connection.exec_driver_sql(
-        f"ALTER TABLE {loading} ADD PRIMARY KEY (recommendation_date, user_id, rank),"
+        f"ALTER TABLE {loading} ALTER recommendation_date DROP DEFAULT,"
+        f" ADD PRIMARY KEY (recommendation_date, user_id, rank),"
         f" ADD CHECK (recommendation_date = {day})"  # lets ATTACH skip its validation scan
     )
     connection.exec_driver_sql(f"DROP TABLE IF EXISTS {partition}")
