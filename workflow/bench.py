@@ -1,0 +1,592 @@
+"""Benchmark: the Luigi graph against a re-implementation of the case study's pandas pipeline.
+
+`python -m workflow.bench [--ratings N] [--repeat K]` fills the source database with `demo_data(N)`
+and then measures, on the same databases and always in child processes of this one:
+
+- ours, `total`: `luigi.build([RecommendationsTask(date)])` from empty targets (the date's parquet
+  folder and its warehouse load marker removed first) to warehouse rows, in one child process;
+- ours, per stage: the stage's targets removed, its dependencies left complete, then `luigi.build`
+  in a fresh child of ExtractedCourses + ExtractedRatings (extract), of TopRecommendations, which
+  reruns the five transform tasks (transform), or of RecommendationsTask (load);
+- baseline, `total`: the case study's code (`read_sql`, cross join, `transform_recommendations`,
+  `to_sql`) in one child, all in memory as the case study runs it (each user's `value_counts().idxmax()`
+  is taken for all users at once, same pick, so that no Python loop over users slows it down);
+- baseline, per stage: each stage in a fresh child, handed its input through parquet files in a
+  temporary folder; reading and writing those hand-over files is not timed;
+- the no-op rerun: `luigi --module workflow RecommendationsTask --date D --local-scheduler` spawned
+  when everything is complete, timed from spawn to exit (Python start-up included), at least 3 times.
+
+Seconds are wall time measured inside the child around the work (interpreter start-up and imports
+excluded), except for the no-op rerun. Peak MB is the child's maximum resident set size as wait4()
+reports it: the largest of the child and its own children (Luigi's forked task processes with
+--workers 2), imported libraries included; the database server's own memory is not counted. Before
+each measured step the databases are CHECKPOINTed. Every figure is the median over the repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import luigi
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from workflow import config, db, demo
+from workflow.tasks import (
+    AverageCourseRatings,
+    CleanedCourses,
+    CoursesToRecommend,
+    ExtractedCourses,
+    ExtractedRatings,
+    RecommendationsTask,
+    TopRecommendations,
+    ValidRatings,
+)
+
+STAGES = ("extract", "transform", "load")
+STAGE_TARGETS = {
+    "extract": (ExtractedCourses, ExtractedRatings),
+    "transform": (CleanedCourses, ValidRatings, AverageCourseRatings, CoursesToRecommend, TopRecommendations),
+}
+BASELINE_TABLE = "recommendations_baseline"
+BYTES_PER_CANDIDATE = 100  # the estimate of the baseline's memory per row of its cross join
+LARGE_RATINGS = 2_000_000  # above this, one repeat by default
+NOOP_RUNS = 3
+OK_STATUSES = (
+    luigi.execution_summary.LuigiStatusCode.SUCCESS,
+    luigi.execution_summary.LuigiStatusCode.SUCCESS_WITH_RETRY,
+)
+AGREEMENT_LINE = "same recommendations where the case study's arbitrary tie order allows"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measurement: wall seconds and peak resident memory in MB."""
+
+    seconds: float
+    peak_mb: float
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How many users get the same recommendation set from both approaches, overall and where comparable."""
+
+    users: int
+    same: int
+    compared: int
+    agree: int
+    differ_language_tie: int
+    differ_rating_tie: int
+    differ_other: list[int]
+
+
+def say(message: str) -> None:
+    """Print a progress message on stderr (stdout carries only the results)."""
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+# --- the case study's pipeline (the baseline), never used by the workflow ---------------------------------
+
+
+def baseline_extract(url: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the source courses and ratings as the case study reads them."""
+    engine = sa.create_engine(url)
+    try:
+        return pd.read_sql("SELECT * FROM courses", engine), pd.read_sql("SELECT * FROM rating", engine)
+    finally:
+        engine.dispose()
+
+
+def baseline_clean_courses(courses: pd.DataFrame) -> pd.DataFrame:
+    """Return the courses with missing languages filled with 'R', then lower-cased."""
+    cleaned = courses.fillna({"programming_language": "R"})
+    cleaned["programming_language"] = cleaned["programming_language"].str.lower()
+    return cleaned
+
+
+def baseline_average_ratings(rating: pd.DataFrame) -> pd.DataFrame:
+    """Return each course's mean rating as columns course_id, rating."""
+    return rating.groupby("course_id")["rating"].mean().reset_index()
+
+
+def baseline_courses_to_recommend(rating: pd.DataFrame, courses: pd.DataFrame) -> pd.DataFrame:
+    """Return every (user, course) pair of the user's most-rated language that the user has not rated."""
+    rated = rating.merge(courses[["course_id", "programming_language"]], on="course_id")
+    # idxmax of each user's value_counts (vectorised): one language per user, ties picked arbitrarily.
+    counts = rated.groupby("user_id")["programming_language"].value_counts()
+    user_language = pd.DataFrame(
+        counts.groupby(level="user_id").idxmax().tolist(), columns=["user_id", "programming_language"]
+    )
+    pairs = user_language.merge(courses[["course_id", "programming_language"]], on="programming_language")
+    marked = pairs[["user_id", "course_id"]].merge(
+        rating[["user_id", "course_id"]], on=["user_id", "course_id"], how="left", indicator=True
+    )
+    return marked.loc[marked["_merge"] == "left_only", ["user_id", "course_id"]]
+
+
+def transform_recommendations(avg_course_ratings: pd.DataFrame, courses_to_recommend: pd.DataFrame) -> pd.DataFrame:
+    """Return each user's three candidates with the highest average rating, as the case study writes it."""
+    recommendations = courses_to_recommend
+    return (
+        recommendations.merge(avg_course_ratings, on="course_id")
+        .sort_values("rating", ascending=False)
+        .groupby("user_id")
+        .head(3)
+    )
+
+
+def baseline_transform(courses: pd.DataFrame, rating: pd.DataFrame) -> pd.DataFrame:
+    """Return the case study's recommendations from the extracted tables."""
+    courses = baseline_clean_courses(courses)
+    avg_course_ratings = baseline_average_ratings(rating)
+    return transform_recommendations(avg_course_ratings, baseline_courses_to_recommend(rating, courses))
+
+
+def baseline_load(url: str, recommendations: pd.DataFrame) -> None:
+    """Replace the warehouse table `recommendations_baseline` with the recommendations."""
+    engine = sa.create_engine(url)
+    try:
+        recommendations.to_sql(BASELINE_TABLE, engine, if_exists="replace", index=False)
+    finally:
+        engine.dispose()
+
+
+# --- what the child processes run ---------------------------------------------------------------------
+
+
+def timed(work: Callable[[], object]) -> float:
+    """Return the wall seconds that `work()` takes."""
+    start = time.perf_counter()
+    work()
+    return time.perf_counter() - start
+
+
+def luigi_build(tasks: list[luigi.Task], workers: int) -> None:
+    """Run the tasks with a local scheduler and fail unless every one of them succeeded."""
+    result = luigi.build(tasks, local_scheduler=True, workers=workers, detailed_summary=True)
+    if result.status not in OK_STATUSES:
+        raise RuntimeError(f"luigi run failed: {result.summary_text}")
+
+
+def stage_tasks(stage: str, date: dt.date) -> list[luigi.Task]:
+    """Return the tasks whose run makes up one stage of our graph ('total' is the whole graph)."""
+    if stage == "extract":
+        return [ExtractedCourses(date=date), ExtractedRatings(date=date)]
+    if stage == "transform":
+        return [TopRecommendations(date=date)]
+    return [RecommendationsTask(date=date)]
+
+
+def candidate_rows(courses: pd.DataFrame, ratings: pd.DataFrame) -> int:
+    """Return the rows of the baseline's cross join: over users, the courses of their most-rated language."""
+    languages = baseline_clean_courses(courses)["programming_language"]
+    language_of = pd.Series(languages.to_numpy(), index=courses["course_id"].to_numpy())
+    rated = pd.DataFrame(
+        {"user_id": ratings["user_id"].to_numpy(), "language": ratings["course_id"].map(language_of).to_numpy()}
+    )
+    top = rated.value_counts().reset_index().drop_duplicates("user_id")
+    return int(top["language"].map(languages.value_counts()).sum())
+
+
+def child_generate(args: argparse.Namespace) -> dict:
+    """Fill the source database with the synthetic data set and describe it."""
+    start = time.perf_counter()
+    courses, ratings = demo.demo_data(args.ratings, until=args.date)  # all rated by the end of the date
+    db.replace_source_tables(config.source_url(), courses, ratings)
+    return {
+        "seconds": time.perf_counter() - start,
+        "courses": len(courses),
+        "ratings": len(ratings),
+        "users": int(ratings["user_id"].nunique()),
+        "candidate_rows": candidate_rows(courses, ratings),
+    }
+
+
+def child_ours(stage: str, args: argparse.Namespace) -> dict:
+    """Run one stage of our graph, or all of it, through Luigi."""
+    return {"seconds": timed(lambda: luigi_build(stage_tasks(stage, args.date), args.workers))}
+
+
+def child_baseline_total(args: argparse.Namespace) -> dict:
+    """Run the whole baseline in one process, in memory."""
+
+    def work() -> None:
+        courses, rating = baseline_extract(config.source_url())
+        baseline_load(config.warehouse_url(), baseline_transform(courses, rating))
+
+    return {"seconds": timed(work)}
+
+
+def child_baseline_extract(args: argparse.Namespace) -> dict:
+    """Run the baseline's extraction and hand its tables over as parquet."""
+    start = time.perf_counter()
+    courses, rating = baseline_extract(config.source_url())
+    seconds = time.perf_counter() - start
+    courses.to_parquet(args.workdir / "baseline_courses.parquet")
+    rating.to_parquet(args.workdir / "baseline_rating.parquet")
+    return {"seconds": seconds}
+
+
+def child_baseline_transform(args: argparse.Namespace) -> dict:
+    """Run the baseline's transform on the handed-over tables and hand its result over as parquet."""
+    courses = pd.read_parquet(args.workdir / "baseline_courses.parquet")
+    rating = pd.read_parquet(args.workdir / "baseline_rating.parquet")
+    start = time.perf_counter()
+    recommendations = baseline_transform(courses, rating)
+    seconds = time.perf_counter() - start
+    recommendations.to_parquet(args.workdir / "baseline_recommendations.parquet")
+    return {"seconds": seconds}
+
+
+def child_baseline_load(args: argparse.Namespace) -> dict:
+    """Run the baseline's load of the handed-over recommendations."""
+    recommendations = pd.read_parquet(args.workdir / "baseline_recommendations.parquet")
+    return {"seconds": timed(lambda: baseline_load(config.warehouse_url(), recommendations))}
+
+
+CHILDREN: dict[str, Callable[[argparse.Namespace], dict]] = {
+    "generate": child_generate,
+    **{f"ours-{stage}": functools.partial(child_ours, stage) for stage in (*STAGES, "total")},
+    "baseline-total": child_baseline_total,
+    "baseline-extract": child_baseline_extract,
+    "baseline-transform": child_baseline_transform,
+    "baseline-load": child_baseline_load,
+}
+
+
+# --- the parent: preparing targets, spawning children ---------------------------------------------------
+
+
+def spawn(command: list[str], log_path: Path | None = None) -> tuple[int, float, float]:
+    """Run a command to its end; return its exit code, wall seconds and peak resident MB (from wait4)."""
+    with open(log_path or os.devnull, "w") as log:
+        start = time.perf_counter()
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, seconds, usage.ru_maxrss / 1024
+
+
+def run_child(name: str, args: argparse.Namespace, workdir: Path) -> tuple[dict, float]:
+    """Run one child of this module; return what it reported and its peak resident MB."""
+    result_path = workdir / f"{name}.json"
+    log_path = workdir / f"{name}.log"
+    command = [sys.executable, "-m", "workflow.bench", "--child", name, "--workdir", str(workdir)]
+    command += ["--date", f"{args.date}", "--ratings", str(args.ratings), "--workers", str(args.workers)]
+    code, _, peak_mb = spawn(command, log_path)
+    if code != 0:
+        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(f"benchmark step {name} failed (exit {code}):\n{tail}")
+    return json.loads(result_path.read_text()), peak_mb
+
+
+def forget_load(date: dt.date) -> None:
+    """Delete the date's load marker, so the date counts as not loaded and its load runs again."""
+    with db.connect(config.warehouse_url()) as connection:
+        if sa.inspect(connection).has_table("recommendation_loads"):
+            query = sa.text("DELETE FROM recommendation_loads WHERE recommendation_date = :d")
+            connection.execute(query, {"d": date})
+
+
+def checkpoint() -> None:
+    """Flush the databases' pending writes, so that no step pays for the checkpoint of the one before."""
+    for url in dict.fromkeys((config.source_url(), config.warehouse_url())):
+        try:
+            with db.connect(url) as connection:
+                connection.exec_driver_sql("CHECKPOINT")
+        except sa.exc.ProgrammingError:  # not a superuser on a configured server: measure without
+            pass
+
+
+def forget_stage(stage: str, date: dt.date) -> None:
+    """Remove the outputs of one stage of our graph, or of all of it for 'total'."""
+    if stage == "total":
+        shutil.rmtree(config.output_dir() / f"{date:%Y-%m-%d}", ignore_errors=True)
+    if stage in ("total", "load"):
+        forget_load(date)
+    for task_class in STAGE_TARGETS.get(stage, ()):
+        Path(task_class(date=date).output().path).unlink(missing_ok=True)
+
+
+def measure(name: str, args: argparse.Namespace, workdir: Path, samples: dict[str, list[Sample]]) -> None:
+    """Run one measured child and record its sample under its name."""
+    checkpoint()
+    result, peak_mb = run_child(name, args, workdir)
+    samples.setdefault(name, []).append(Sample(result["seconds"], peak_mb))
+    say(f"{name}: {result['seconds']:.2f} s, peak {peak_mb:.0f} MB")
+
+
+def run_repeat(args: argparse.Namespace, workdir: Path, samples: dict[str, list[Sample]], baseline: bool) -> None:
+    """Measure our graph and its stages, then the baseline and its stages, once."""
+    for stage in ("total", *STAGES):
+        forget_stage(stage, args.date)
+        measure(f"ours-{stage}", args, workdir, samples)
+    if baseline:
+        for stage in ("total", *STAGES):
+            measure(f"baseline-{stage}", args, workdir, samples)
+
+
+def noop_rerun(date: dt.date) -> Sample:
+    """Time `luigi --module workflow RecommendationsTask` when everything is complete, start-up included."""
+    luigi_bin = Path(sys.executable).parent / "luigi"
+    command = [str(luigi_bin)] if luigi_bin.exists() else [sys.executable, "-m", "luigi"]
+    command += ["--module", "workflow", "RecommendationsTask", "--date", f"{date}", "--local-scheduler"]
+    code, seconds, peak_mb = spawn(command)
+    if code != 0:
+        raise RuntimeError(f"no-op rerun exited {code}: {' '.join(command)}")
+    return Sample(seconds, peak_mb)
+
+
+def baseline_skip_reason(rows: int) -> str | None:
+    """Return why the baseline cannot run when its estimated cross join exceeds the available memory."""
+    available = next(
+        int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines() if "MemAvailable" in line
+    )
+    needed = rows * BYTES_PER_CANDIDATE
+    if needed <= available:
+        return None
+    return (
+        f"baseline skipped: its candidate table would hold ~{rows:,} rows (~{needed / 2**30:.0f} GiB at "
+        f"{BYTES_PER_CANDIDATE} B/row), more than the {available / 2**30:.0f} GiB of memory available"
+    )
+
+
+# --- comparing the two approaches' recommendations ----------------------------------------------------------
+
+
+def top_languages(ratings: pd.DataFrame, courses: pd.DataFrame) -> pd.DataFrame:
+    """Return each user's most-rated languages (user_id, language, n) with `tied` when there are several."""
+    language_of = pd.Series(courses["programming_language"].to_numpy(), index=courses["course_id"].to_numpy())
+    counts = (
+        pd.DataFrame(
+            {"user_id": ratings["user_id"].to_numpy(), "language": ratings["course_id"].map(language_of).to_numpy()}
+        )
+        .value_counts(sort=False)
+        .rename("n")
+        .reset_index()
+    )
+    counts = counts[counts["n"] == counts.groupby("user_id")["n"].transform("max")]
+    return counts.assign(tied=counts.groupby("user_id")["n"].transform("size") > 1).reset_index(drop=True)
+
+
+def best_unrated(ratings: pd.DataFrame, courses: pd.DataFrame, top: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Return each user's k best unrated courses (user_id, average) of their language, best first."""
+    # Among a language's courses ranked by average, a user who rated n of them finds their k best
+    # unrated ones within the first n + k, so only those are looked at.
+    averages = ratings.groupby("course_id")["rating"].mean().rename("average").reset_index()
+    ranking = courses[["course_id", "programming_language"]].merge(averages, on="course_id")
+    ranking = ranking.sort_values(["programming_language", "average"], ascending=[True, False], kind="stable")
+    segments = pd.Series(np.arange(len(ranking)), index=ranking["programming_language"].to_numpy())
+    segments = segments.groupby(level=0).agg(["min", "size"])
+    start = segments["min"].reindex(top["language"]).fillna(0).to_numpy(dtype=np.int64)
+    size = segments["size"].reindex(top["language"]).fillna(0).to_numpy(dtype=np.int64)
+    take = np.minimum(top["n"].to_numpy() + k, size)
+    position = np.repeat(start, take) + np.arange(take.sum()) - np.repeat(np.cumsum(take) - take, take)
+    users = np.repeat(top["user_id"].to_numpy(), take)
+    course_ids = ranking["course_id"].to_numpy()[position]
+    width = int(max(ranking["course_id"].max(), ratings["course_id"].max())) + 1
+    rated = ratings["user_id"].to_numpy() * width + ratings["course_id"].to_numpy()
+    unrated = ~np.isin(users * width + course_ids, rated)
+    candidates = pd.DataFrame({"user_id": users, "average": ranking["average"].to_numpy()[position]})[unrated]
+    return candidates[candidates.groupby("user_id", sort=False).cumcount() < k]
+
+
+def rating_tie_users(ratings: pd.DataFrame, courses: pd.DataFrame, top: pd.DataFrame, per_user: int) -> np.ndarray:
+    """Return the users whose `per_user`-th and next best unrated courses have the same average."""
+    best = best_unrated(ratings, courses, top, per_user + 1)
+    rank = best.groupby("user_id", sort=False).cumcount()
+    last = best[rank == per_user - 1].set_index("user_id")["average"]
+    following = best[rank == per_user].set_index("user_id")["average"]
+    return following.index[following.to_numpy() == last.reindex(following.index).to_numpy()].to_numpy()
+
+
+def differing_users(ours: pd.DataFrame, theirs: pd.DataFrame) -> np.ndarray:
+    """Return the users whose sets of recommended course_ids differ between the two tables."""
+    keys = ["user_id", "course_id"]
+    both = ours[keys].astype("int64").merge(theirs[keys].astype("int64"), on=keys, how="outer", indicator=True)
+    return both.loc[both["_merge"] != "both", "user_id"].unique()
+
+
+def compare(date: dt.date, per_user: int) -> Agreement:
+    """Compare our warehouse recommendations of the date with the baseline's table, user by user."""
+    with db.connect(config.warehouse_url()) as connection:
+        query = "SELECT user_id, course_id FROM daily_recommendations WHERE recommendation_date = :d"
+        ours = pd.read_sql(sa.text(query), connection, params={"d": date})
+        theirs = pd.read_sql(sa.text(f"SELECT user_id, course_id FROM {BASELINE_TABLE}"), connection)
+    ratings = pd.read_parquet(ExtractedRatings(date=date).output().path, columns=["user_id", "course_id", "rating"])
+    courses = baseline_clean_courses(pd.read_parquet(ExtractedCourses(date=date).output().path))
+    top = top_languages(ratings, courses)
+    language_tie = np.unique(top.loc[top["tied"], "user_id"].to_numpy())
+    rating_tie = np.setdiff1d(rating_tie_users(ratings, courses, top[~top["tied"]], per_user), language_tie)
+    users = ratings["user_id"].unique()
+    differ = differing_users(ours, theirs)
+    comparable = np.setdiff1d(users, np.union1d(language_tie, rating_tie))
+    return Agreement(
+        users=len(users),
+        same=len(np.setdiff1d(users, differ)),
+        compared=len(comparable),
+        agree=len(np.setdiff1d(comparable, differ)),
+        differ_language_tie=len(np.intersect1d(differ, language_tie)),
+        differ_rating_tie=len(np.intersect1d(differ, rating_tie)),
+        differ_other=np.setdiff1d(differ, np.union1d(language_tie, rating_tie)).tolist(),
+    )
+
+
+# --- reporting ----------------------------------------------------------------------------------------------
+
+
+def median_sample(samples: list[Sample] | None) -> Sample | None:
+    """Return the medians of the seconds and of the peaks, or None without samples."""
+    if not samples:
+        return None
+    return Sample(statistics.median(s.seconds for s in samples), statistics.median(s.peak_mb for s in samples))
+
+
+def table(rows: list[tuple[str, Sample | None, Sample | None]], missing: str) -> str:
+    """Return the results table: one row per stage, ours and the baseline side by side with their ratios."""
+    header = ("stage", "ours s", "ours peak MB", "baseline s", "baseline peak MB", "ratio s", "ratio MB")
+    lines = [header]
+    for name, ours, theirs in rows:
+        cells = [name, f"{ours.seconds:.2f}", f"{ours.peak_mb:.0f}"]
+        if theirs is None:
+            cells += [missing] * 4
+        else:
+            cells += [f"{theirs.seconds:.2f}", f"{theirs.peak_mb:.0f}"]
+            cells += [f"{theirs.seconds / ours.seconds:.1f}x", f"{theirs.peak_mb / ours.peak_mb:.1f}x"]
+        lines.append(tuple(cells))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    )
+
+
+def agreement_lines(agreement: Agreement | None) -> list[str]:
+    """Return the lines that say whether both approaches recommend the same courses."""
+    if agreement is None:
+        return [f"{AGREEMENT_LINE}: not compared (baseline skipped)"]
+    verdict = "yes" if agreement.agree == agreement.compared else "NO"
+    n_differ = agreement.users - agreement.same
+    return [
+        f"{AGREEMENT_LINE}: {verdict}, {agreement.agree:,} of {agreement.compared:,} users compared agree "
+        f"(left out: {agreement.users - agreement.compared:,} users with tied top languages or a tie at the "
+        "last recommended place)",
+        f"all {agreement.users:,} users: {agreement.same:,} get the same set; of the {n_differ:,} who differ, "
+        f"{agreement.differ_language_tie:,} have tied top languages, {agreement.differ_rating_tie:,} a tie at the "
+        f"last place, {len(agreement.differ_other):,} neither{' (e.g. users ' if agreement.differ_other else ''}"
+        f"{', '.join(map(str, agreement.differ_other[:5]))}{')' if agreement.differ_other else ''}",
+    ]
+
+
+def report(
+    samples: dict[str, list[Sample]],
+    noop: list[Sample],
+    skip_reason: str | None,
+    agreement: Agreement | None,
+) -> None:
+    """Print the table and the agreement lines on stdout."""
+    rows = [
+        (stage, median_sample(samples[f"ours-{stage}"]), median_sample(samples.get(f"baseline-{stage}")))
+        for stage in (*STAGES, "total")
+    ]
+    rows.append(("no-op rerun", median_sample(noop), None))
+    print(table(rows, "skipped" if skip_reason else "n/a"))
+    if skip_reason:
+        print(skip_reason)
+    else:
+        print("no-op rerun, baseline: n/a (the case study has no completeness check: a rerun repeats its total)")
+    print("\n".join(agreement_lines(agreement)))
+
+
+# --- the command line ---------------------------------------------------------------------------------------
+
+
+def check_databases(allow_configured: bool) -> None:
+    """Refuse to overwrite databases that were configured rather than the embedded server's own."""
+    server = config.embedded_server()
+    embedded = server.port() is not None and (config.source_url(), config.warehouse_url()) == (
+        server.url("datacamp_application"),
+        server.url("dwh"),
+    )
+    if not embedded and not allow_configured:
+        raise RuntimeError(
+            "SOURCE_DATABASE_URL or DWH_DATABASE_URL is configured and the benchmark replaces the source tables: "
+            "unset them to use the embedded server, or pass --allow-configured-databases"
+        )
+
+
+def run_benchmark(args: argparse.Namespace) -> None:
+    """Generate the data set, measure both approaches, and print the results."""
+    config.source_url()  # start the embedded server before checking which databases are in use
+    check_databases(args.allow_configured_databases)
+    config.output_dir().mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=config.output_dir()))
+    try:
+        data, _ = run_child("generate", args, workdir)
+        say(f"source: {data['ratings']:,} ratings by {data['users']:,} users of {data['courses']:,} courses")
+        skip_reason = baseline_skip_reason(data["candidate_rows"])
+        samples: dict[str, list[Sample]] = {}
+        for repeat in range(args.repeat):
+            say(f"repeat {repeat + 1} of {args.repeat}")
+            run_repeat(args, workdir, samples, baseline=skip_reason is None)
+        noop = [noop_rerun(args.date) for _ in range(max(NOOP_RUNS, args.repeat))]
+        agreement = None if skip_reason else compare(args.date, config.rules().recommendations_per_user)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(
+        f"{data['ratings']:,} ratings, {data['users']:,} users, {data['courses']:,} courses; date {args.date}; "
+        f"workers {args.workers}; medians of {args.repeat} run(s), no-op rerun of {len(noop)}"
+    )
+    report(samples, noop, skip_reason, agreement)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Return the parsed command line, with --repeat defaulted from --ratings."""
+    parser = argparse.ArgumentParser(prog="python -m workflow.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--ratings", type=int, default=2_000_000, help="ratings in the generated source")
+    parser.add_argument("--repeat", type=int, help="runs to take medians of (3 up to 2M ratings, 1 above)")
+    parser.add_argument("--date", type=dt.date.fromisoformat, default=dt.date.today(), help="the run's date")
+    parser.add_argument("--workers", type=int, default=1, help="Luigi workers for our graph")
+    parser.add_argument("--allow-configured-databases", action="store_true", help="use configured database URLs")
+    parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 3 if args.ratings <= LARGE_RATINGS else 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, or one of its measured steps when started as a child."""
+    args = parse_args(argv)
+    if args.child:
+        result = CHILDREN[args.child](args)
+        (args.workdir / f"{args.child}.json").write_text(json.dumps(result))
+        return 0
+    try:
+        run_benchmark(args)
+    except (ConnectionError, db.SourceDataError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
