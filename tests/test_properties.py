@@ -1,0 +1,344 @@
+"""Property-based tests: the transforms against a plain-Python reference of the rules, on random small inputs.
+
+The reference below reads the rules row by row with loops, dicts and Counters, independently of pandas;
+the inputs hold missing values (None and NaN), out-of-range ratings, unknown courses, repeated pairs and
+ids, and ties on averages and on languages.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from itertools import pairwise
+
+import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workflow import transforms
+
+RATING_COLUMNS = ["user_id", "course_id", "rating"]
+COURSE_COLUMNS = ["course_id", "title", "description", "programming_language"]
+TOP_COLUMNS = ["user_id", "course_id", "rating", "rank"]
+# Examples per test, to keep the file under ~20 s: a pipeline run costs ~25 ms of pandas overhead.
+PROPERTY = settings(max_examples=150, deadline=None)
+ONE_RUN = settings(max_examples=120, deadline=None)  # tests that run the pipeline once an example
+TWO_RUNS = settings(max_examples=50, deadline=None)  # tests that run the pipeline twice an example
+
+Row = tuple[object, ...]
+
+# --- the rules, the slow way -----------------------------------------------------------------
+
+
+def is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def plain(value: object) -> object:
+    """A frame cell as a comparable plain value: None when missing."""
+    return None if pd.isna(value) else value
+
+
+def expected_clean(rows: list[Row], fill: str) -> tuple[list[Row], list[Row]]:
+    """Return the cleaned courses sorted by id, and (course_id, title, reason) of each set aside, in input order."""
+    copies = Counter(int(row[0]) for row in rows if not is_missing(row[0]))
+    cleaned, quarantined = [], []
+    for course_id, title, description, language in rows:
+        if is_missing(course_id):
+            quarantined.append((None, title, "missing_course_id"))
+        elif copies[int(course_id)] > 1:
+            quarantined.append((int(course_id), title, "duplicate_course_id"))
+        else:
+            text = language.strip() if isinstance(language, str) else ""
+            cleaned.append((int(course_id), title, description, (text or fill).lower()))
+    return sorted(cleaned, key=lambda row: row[0]), quarantined
+
+
+def expected_validate(rows: list[Row], course_ids: set[int], low: float, high: float) -> tuple[list[Row], list[Row]]:
+    """Return the valid (user, course, rating) rows, and each other row with its reason, both in input order."""
+    reasons: list[str | None] = []
+    for user, course, rating in rows:
+        if is_missing(user) or is_missing(course) or is_missing(rating):
+            reasons.append("missing_value")
+        elif course not in course_ids:
+            reasons.append("unknown_course")
+        elif not low <= rating <= high:
+            reasons.append("rating_out_of_range")
+        else:
+            reasons.append(None)
+    pairs = Counter((row[0], row[1]) for row, reason in zip(rows, reasons, strict=True) if reason is None)
+    valid, quarantined = [], []
+    for (user, course, rating), first_failed in zip(rows, reasons, strict=True):
+        reason = "duplicate_pair" if first_failed is None and pairs[(user, course)] > 1 else first_failed
+        if reason is None:
+            valid.append((user, course, float(rating)))
+        else:
+            quarantined.append((*(None if is_missing(v) else v for v in (user, course, rating)), reason))
+    return valid, quarantined
+
+
+def expected_top(
+    rating_rows: list[Row], course_rows: list[Row], fill: str, low: float, high: float, *, per_user: int = 3
+) -> list[Row]:
+    """Return (user_id, course_id, average, rank) of each user's best unrated courses of their languages."""
+    cleaned, _ = expected_clean(course_rows, fill)
+    language = {row[0]: row[3] for row in cleaned}
+    valid, _ = expected_validate(rating_rows, set(language), low, high)
+    sums: dict[int, float] = defaultdict(float)
+    counts: Counter[int] = Counter()
+    rated: dict[int, set[int]] = defaultdict(set)
+    for user, course, rating in valid:
+        sums[course] += rating
+        counts[course] += 1
+        rated[user].add(course)
+    average = {course: sums[course] / counts[course] for course in counts}
+    top = []
+    for user in sorted(rated):
+        per_language = Counter(language[course] for course in rated[user])
+        most = max(per_language.values())
+        languages = {name for name, n in per_language.items() if n == most}
+        eligible = [c for c in average if language[c] in languages and c not in rated[user]]
+        eligible.sort(key=lambda course: (-average[course], course))
+        top += [(user, c, average[c], rank) for rank, c in enumerate(eligible[:per_user], start=1)]
+    return top
+
+
+# --- the transforms, as the workflow chains them ---------------------------------------------
+
+
+def pipeline(
+    ratings: pd.DataFrame, courses: pd.DataFrame, fill: str, low: float, high: float, *, per_user: int = 3
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the valid ratings and the top recommendations."""
+    cleaned, _ = transforms.clean_courses(courses, fill)
+    valid, _ = transforms.validate_ratings(ratings, cleaned["course_id"], low, high)
+    averages = transforms.average_course_ratings(valid)
+    candidates = transforms.courses_to_recommend(
+        valid[["user_id", "course_id"]],
+        cleaned[["course_id", "programming_language"]],
+        averages,
+        per_language=per_user,
+    )
+    return valid, transforms.top_recommendations(candidates, per_user=per_user)
+
+
+def rows_of(frame: pd.DataFrame) -> list[Row]:
+    return [tuple(plain(value) for value in row) for row in frame.itertuples(index=False)]
+
+
+def to_frame(rows: list[Row], columns: list[str], as_object: bool) -> pd.DataFrame:
+    """Inferred dtypes are those read from parquet (int64, or float64 with NaN); object keeps None and NaN as given."""
+    return pd.DataFrame(rows, columns=columns, dtype=object if as_object else None)
+
+
+# --- strategies ------------------------------------------------------------------------------
+
+MISSING = st.sampled_from([None, math.nan])
+LANGUAGES = ["python", "r", "sql", "Python", " python ", "R", " r", "SQL", "sql\t", "PyThOn", "", "   ", None, math.nan]
+FILLS = st.sampled_from(["R", "python", "Sql", "Go"])
+BOUNDS = st.sampled_from([(1, 5), (1, 5), (0.5, 5), (1, 4.5), (2, 3)])
+ANY_RATING = st.sampled_from([1, 2, 3, 4, 5, 1.5, 4.5, 0, 0.5, -1, 5.5, 6, 7, math.inf, -math.inf])
+# Per example, ratings from one of these: the narrow ones make ties on averages, down to the third place, common.
+RATING_PALETTES = st.sampled_from([[1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 4.5, 0, 6], [4, 5, 4, 5, 6], [5, 5, 5, 3, 0], [2, 4]])
+
+
+def sometimes_missing(values: st.SearchStrategy, one_in: int) -> st.SearchStrategy:
+    """A value, or None or NaN once in `one_in` draws (shrinking towards present values)."""
+    return st.tuples(st.integers(0, one_in - 1), values, MISSING).map(lambda t: t[2] if t[0] == one_in - 1 else t[1])
+
+
+@st.composite
+def rating_rows(draw: st.DrawFn, n_courses: int, ratings: st.SearchStrategy, one_in: int, max_size: int) -> list[Row]:
+    """Rows of (user_id, course_id, rating) with users 1..6, and some pairs repeated with another rating or the same."""
+    cell = st.tuples(
+        sometimes_missing(st.integers(1, 6), one_in),
+        sometimes_missing(st.integers(1, n_courses), one_in),
+        sometimes_missing(ratings, one_in),
+    )
+    size = draw(st.integers(0, max_size))  # lists draw few rows on average: ask for up to max_size evenly
+    rows = draw(st.lists(cell, min_size=size, max_size=size))
+    if rows:
+        for index in draw(st.lists(st.integers(0, len(rows) - 1), max_size=4)):
+            user, course, rating = rows[index]
+            again = draw(st.one_of(st.just(rating), sometimes_missing(ratings, one_in)))
+            rows.insert(draw(st.integers(0, len(rows))), (user, course, again))
+    return rows
+
+
+@st.composite
+def course_rows(draw: st.DrawFn, mostly_clean: bool) -> list[Row]:
+    """Rows of (course_id, title, description, programming_language); titles tell the rows apart."""
+    if mostly_clean:  # most ids 1..10 once, and a few missing or repeated
+        ids: list[object] = [id_ for id_ in range(1, 11) if draw(st.integers(0, 4)) > 0]
+        ids += draw(st.lists(st.one_of(st.integers(1, 10), MISSING), max_size=2))
+        ids = draw(st.permutations(ids))
+    else:
+        ids = draw(st.lists(sometimes_missing(st.integers(1, 8), 4), max_size=12))
+    languages = draw(st.lists(st.sampled_from(LANGUAGES), min_size=len(ids), max_size=len(ids)))
+    return [(id_, f"title {i}", f"about {i}", lang) for i, (id_, lang) in enumerate(zip(ids, languages, strict=True))]
+
+
+PIPELINE_INPUTS = st.tuples(
+    RATING_PALETTES.flatmap(lambda palette: rating_rows(11, st.sampled_from(palette), one_in=15, max_size=40)),
+    course_rows(mostly_clean=True),
+    FILLS,
+    st.booleans(),
+)
+
+# --- properties ------------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(
+    rows=rating_rows(n_courses=10, ratings=ANY_RATING, one_in=5, max_size=25),
+    course_ids=st.sets(st.integers(1, 8)),
+    bounds=BOUNDS,
+    as_object=st.booleans(),
+)
+def test_validate_ratings_matches_the_rules(
+    rows: list[Row], course_ids: set[int], bounds: tuple[float, float], as_object: bool
+) -> None:
+    low, high = bounds
+    valid, quarantined = transforms.validate_ratings(
+        to_frame(rows, RATING_COLUMNS, as_object), pd.Series(sorted(course_ids), dtype="int64"), low, high
+    )
+    expected_valid, expected_quarantined = expected_validate(rows, course_ids, low, high)
+    assert list(valid.columns) == RATING_COLUMNS
+    assert valid.dtypes.astype(str).tolist() == ["int64", "int64", "float64"]
+    assert rows_of(valid) == expected_valid
+    assert list(quarantined.columns) == [*RATING_COLUMNS, "reason"]
+    assert rows_of(quarantined) == expected_quarantined
+
+
+@PROPERTY
+@given(rows=course_rows(mostly_clean=False), fill=FILLS, as_object=st.booleans())
+def test_clean_courses_matches_the_rules(rows: list[Row], fill: str, as_object: bool) -> None:
+    cleaned, quarantined = transforms.clean_courses(to_frame(rows, COURSE_COLUMNS, as_object), fill)
+    expected_cleaned, expected_quarantined = expected_clean(rows, fill)
+    assert list(cleaned.columns) == COURSE_COLUMNS
+    assert str(cleaned["course_id"].dtype) == "int64"
+    assert rows_of(cleaned) == expected_cleaned
+    assert list(quarantined.columns) == [*COURSE_COLUMNS, "reason"]
+    assert [(plain(row[0]), row[1], row[4]) for row in quarantined.itertuples(index=False)] == expected_quarantined
+
+
+@ONE_RUN
+@given(inputs=PIPELINE_INPUTS, bounds=BOUNDS, per_user=st.sampled_from([3, 3, 3, 1, 2, 4]))
+def test_top_recommendations_match_the_rules(
+    inputs: tuple[list[Row], list[Row], str, bool], bounds: tuple[float, float], per_user: int
+) -> None:
+    ratings, courses, fill, as_object = inputs
+    _, top = pipeline(
+        to_frame(ratings, RATING_COLUMNS, as_object),
+        to_frame(courses, COURSE_COLUMNS, as_object),
+        fill,
+        *bounds,
+        per_user=per_user,
+    )
+    assert list(top.columns) == TOP_COLUMNS
+    assert rows_of(top) == expected_top(ratings, courses, fill, *bounds, per_user=per_user)
+
+
+@TWO_RUNS
+@given(inputs=PIPELINE_INPUTS)
+def test_recommendations_are_unrated_ranked_from_one_by_falling_rating_and_deterministic(
+    inputs: tuple[list[Row], list[Row], str, bool],
+) -> None:
+    rows, course_rows_, fill, as_object = inputs
+    ratings, courses = to_frame(rows, RATING_COLUMNS, as_object), to_frame(course_rows_, COURSE_COLUMNS, as_object)
+    ratings_before, courses_before = ratings.copy(), courses.copy()
+    valid, top = pipeline(ratings, courses, fill, 1, 5)
+
+    rated = set(zip(valid["user_id"].tolist(), valid["course_id"].tolist(), strict=True))
+    recommended = rows_of(top)
+    assert not any((user, course) in rated for user, course, _, _ in recommended)
+    assert [row[0] for row in recommended] == sorted(row[0] for row in recommended)
+    by_user: dict[int, list[Row]] = defaultdict(list)
+    for row in recommended:
+        by_user[row[0]].append(row)
+    for mine in by_user.values():
+        assert [rank for *_, rank in mine] == list(range(1, len(mine) + 1))  # so no course twice either
+        assert len(mine) <= 3
+        assert len({course for _, course, _, _ in mine}) == len(mine)
+        assert all(earlier[2] >= later[2] for earlier, later in pairwise(mine))
+
+    _, again = pipeline(ratings, courses, fill, 1, 5)
+    pd.testing.assert_frame_equal(again, top)
+    pd.testing.assert_frame_equal(ratings, ratings_before)  # the inputs are left as they were
+    pd.testing.assert_frame_equal(courses, courses_before)
+
+
+@TWO_RUNS
+@given(inputs=PIPELINE_INPUTS, data=st.data())
+def test_recommendations_do_not_depend_on_the_order_of_the_input_rows(
+    inputs: tuple[list[Row], list[Row], str, bool], data: st.DataObject
+) -> None:
+    """Shuffle the rating rows (and maybe the course rows), keeping or renumbering the index: same top-3."""
+    rows, course_rows_, fill, as_object = inputs
+    ratings, courses = to_frame(rows, RATING_COLUMNS, as_object), to_frame(course_rows_, COURSE_COLUMNS, as_object)
+    shuffled_ratings = ratings.iloc[data.draw(st.permutations(range(len(ratings))), label="rating order")]
+    shuffled_courses = courses
+    if data.draw(st.booleans(), label="shuffle courses too"):
+        shuffled_courses = courses.iloc[data.draw(st.permutations(range(len(courses))), label="course order")]
+    if data.draw(st.booleans(), label="renumber rows"):
+        shuffled_ratings = shuffled_ratings.reset_index(drop=True)
+        shuffled_courses = shuffled_courses.reset_index(drop=True)
+    _, top = pipeline(ratings, courses, fill, 1, 5)
+    _, shuffled_top = pipeline(shuffled_ratings, shuffled_courses, fill, 1, 5)
+    pd.testing.assert_frame_equal(
+        shuffled_top.sort_values(["user_id", "rank"]).reset_index(drop=True),
+        top.sort_values(["user_id", "rank"]).reset_index(drop=True),
+    )
+
+
+# --- empty inputs ----------------------------------------------------------------------------
+
+SOME_COURSES = [(1, "A", "a", "Python"), (2, "B", "b", "R"), (3, "C", "c", None)]
+SOME_RATINGS = [(1, 1, 5.0), (1, 2, 4.0), (2, 3, 3.0), (2, 1, 1.0)]
+
+
+def assert_empty(frame: pd.DataFrame, columns: list[str]) -> None:
+    assert frame.empty and list(frame.columns) == columns
+
+
+def test_no_ratings_give_empty_outputs_with_their_columns() -> None:
+    for ratings in (
+        pd.DataFrame(columns=RATING_COLUMNS),
+        pd.DataFrame({"user_id": [], "course_id": [], "rating": []}, dtype="float64"),
+        pd.DataFrame({"user_id": [], "course_id": [], "rating": []}, dtype="int64"),
+    ):
+        cleaned, _ = transforms.clean_courses(to_frame(SOME_COURSES, COURSE_COLUMNS, False), "R")
+        valid, quarantined = transforms.validate_ratings(ratings, cleaned["course_id"], 1, 5)
+        assert_empty(valid, RATING_COLUMNS)
+        assert_empty(quarantined, [*RATING_COLUMNS, "reason"])
+        averages = transforms.average_course_ratings(valid)
+        assert_empty(averages, ["course_id", "average_rating", "n_ratings"])
+        candidates = transforms.courses_to_recommend(
+            valid[["user_id", "course_id"]], cleaned[["course_id", "programming_language"]], averages
+        )
+        assert_empty(candidates, ["user_id", "course_id", "rating"])
+        assert_empty(transforms.top_recommendations(candidates), TOP_COLUMNS)
+
+
+def test_no_courses_give_empty_outputs_with_their_columns_and_every_rating_an_unknown_course() -> None:
+    cleaned, quarantined = transforms.clean_courses(pd.DataFrame(columns=COURSE_COLUMNS), "R")
+    assert_empty(cleaned, COURSE_COLUMNS)
+    assert_empty(quarantined, [*COURSE_COLUMNS, "reason"])
+    ratings = to_frame(SOME_RATINGS, RATING_COLUMNS, False)
+    valid, quarantined = transforms.validate_ratings(ratings, cleaned["course_id"], 1, 5)
+    assert_empty(valid, RATING_COLUMNS)
+    assert quarantined["reason"].tolist() == ["unknown_course"] * len(SOME_RATINGS)
+    _, top = pipeline(ratings, pd.DataFrame(columns=COURSE_COLUMNS), "R", 1, 5)
+    assert_empty(top, TOP_COLUMNS)
+
+
+def test_only_invalid_ratings_give_no_recommendations() -> None:
+    ratings = to_frame([(1, 1, 9.0), (None, 2, 4.0), (2, 7, 3.0), (3, 1, 2.0), (3, 1, 2.0)], RATING_COLUMNS, False)
+    valid, top = pipeline(ratings, to_frame(SOME_COURSES, COURSE_COLUMNS, False), "R", 1, 5)
+    assert_empty(valid, RATING_COLUMNS)
+    assert_empty(top, TOP_COLUMNS)
+
+
+def test_empty_frames_with_nothing_else_give_empty_recommendations() -> None:
+    _, top = pipeline(pd.DataFrame(columns=RATING_COLUMNS), pd.DataFrame(columns=COURSE_COLUMNS), "R", 1, 5)
+    assert_empty(top, TOP_COLUMNS)
