@@ -182,15 +182,32 @@ def _copy_in_binary(connection: Connection, table: str, frame: pd.DataFrame, lay
     for name, kind in layout:
         rows[f"{name}_size"] = np.dtype(kind).itemsize
         rows[name] = frame[name].to_numpy()
-    buffer = io.BytesIO()
-    buffer.write(b"PGCOPY\n\xff\r\n\x00" + bytes(8))  # signature, flags, header extension length
-    buffer.write(rows.data)
-    buffer.write(b"\xff\xff")  # end of data
-    buffer.seek(0)
+    header = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, header extension length
+    stream = io.BufferedReader(_ChunksReader([header, rows.data.cast("B"), b"\xff\xff"]))  # no copy of the rows
     quote = connection.dialect.identifier_preparer.quote
     columns = ", ".join(quote(name) for name, _ in layout)
     with connection.connection.dbapi_connection.cursor() as cursor:
-        cursor.copy_expert(f"COPY {quote(table)} ({columns}) FROM STDIN WITH (FORMAT binary)", buffer)
+        cursor.copy_expert(f"COPY {quote(table)} ({columns}) FROM STDIN WITH (FORMAT binary)", stream, size=1 << 20)
+
+
+class _ChunksReader(io.RawIOBase):
+    """A readable stream over byte chunks, served without joining them into one copy."""
+
+    def __init__(self, chunks: list) -> None:
+        self.chunks = [memoryview(chunk) for chunk in chunks]
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:
+        while self.chunks and not len(self.chunks[0]):
+            self.chunks.pop(0)
+        if not self.chunks:
+            return 0
+        size = min(len(buffer), len(self.chunks[0]))
+        buffer[:size] = self.chunks[0][:size]
+        self.chunks[0] = self.chunks[0][size:]
+        return size
 
 
 def load_recommendations(url: str, date: dt.date, recommendations: pd.DataFrame, courses: pd.DataFrame) -> int:

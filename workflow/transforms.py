@@ -69,7 +69,9 @@ def validate_ratings(
     out_of_range = ~missing & ~unknown_course & ((rating < min_rating) | (rating > max_rating))
     valid_so_far = ~(missing | unknown_course | out_of_range)
     repeated = np.zeros(len(ratings), dtype=bool)
-    (pair_keys,) = _pair_keys(ratings.loc[valid_so_far, ["user_id", "course_id"]].astype("int64"))
+    (pair_keys,) = _pair_keys(
+        (ratings["user_id"].to_numpy()[valid_so_far], ratings["course_id"].to_numpy()[valid_so_far])
+    )
     # Sort once and look for equal neighbours: much faster than hashing millions of mostly unique keys.
     ordered = np.sort(pair_keys)
     repeated_keys = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
@@ -87,14 +89,14 @@ def validate_ratings(
     return valid.reset_index(drop=True), quarantined
 
 
-def _pair_keys(*frames: pd.DataFrame) -> list[np.ndarray]:
-    """Return each frame's (user_id, course_id) pairs encoded as one int64 each, comparable across the frames."""
-    course_ids = [frame["course_id"].to_numpy(dtype="int64") for frame in frames]
+def _pair_keys(*pairs: tuple[np.ndarray, np.ndarray]) -> list[np.ndarray]:
+    """Return (user_ids, course_ids) pairs encoded as one int64 each, comparable across the given arrays."""
+    course_ids = [np.asarray(courses, dtype=np.int64) for _, courses in pairs]
     lowest = min((int(ids.min()) for ids in course_ids if len(ids)), default=0)
     width = max((int(ids.max()) for ids in course_ids if len(ids)), default=0) - lowest + 1
     return [
-        frame["user_id"].to_numpy(dtype="int64") * width + (ids - lowest)
-        for frame, ids in zip(frames, course_ids, strict=True)
+        np.asarray(users, dtype=np.int64) * width + (ids - lowest)
+        for (users, _), ids in zip(pairs, course_ids, strict=True)
     ]
 
 
@@ -181,27 +183,33 @@ def courses_to_recommend(
     # The ranking is sorted by language name, so each language's courses are one slice of it.
     bounds = np.searchsorted(names.get_indexer(ranking["programming_language"]), np.arange(len(names) + 1))
     language = languages["language"].to_numpy()
-    start = bounds[:-1][language]
     take = np.minimum(languages["n_rated"].to_numpy() + per_language, np.diff(bounds)[language])
-    first_of_group = np.repeat(np.cumsum(take) - take, take)
-    position = np.repeat(start, take) + np.arange(take.sum()) - first_of_group
-
-    candidates = pd.DataFrame(
-        {
-            "user_id": np.repeat(languages["user_id"].to_numpy(), take),
-            "course_id": ranking["course_id"].to_numpy()[position],
-            "rating": ranking["average_rating"].to_numpy()[position],
-        }
+    # One row per (user, language, place in that language's ranking), as plain arrays: a DataFrame
+    # of all of them would be copied whole; only the rows kept become one.
+    group = np.repeat(np.arange(len(languages), dtype=np.int32), take)
+    place = np.arange(len(group), dtype=np.int64) - np.repeat(np.cumsum(take) - take, take)
+    position = (bounds[:-1][language][group] + place).astype(np.int32)
+    del place
+    user_id = languages["user_id"].to_numpy()[group]
+    rated_pairs, candidate_pairs = _pair_keys(
+        (ratings["user_id"].to_numpy(), ratings["course_id"].to_numpy()),
+        (user_id, ranking["course_id"].to_numpy()[position]),
     )
-    rated_pairs, candidate_pairs = _pair_keys(ratings, candidates)
     unrated = np.flatnonzero(~pd.Series(candidate_pairs).isin(rated_pairs).to_numpy())  # hash lookup, not np.isin
+    del rated_pairs, candidate_pairs
     # Rows of a (user, language) group stay contiguous and in ranking order: keep each group's first few.
-    group = np.repeat(np.arange(len(languages)), take)[unrated]
+    group = group[unrated]
     starts_group = np.ones(len(group), dtype=bool)
     starts_group[1:] = group[1:] != group[:-1]
     first_of_group = np.maximum.accumulate(np.where(starts_group, np.arange(len(group)), 0))
     keep = unrated[np.arange(len(group)) - first_of_group < per_language]
-    return candidates.take(keep).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "user_id": user_id[keep],
+            "course_id": ranking["course_id"].to_numpy()[position[keep]],
+            "rating": ranking["average_rating"].to_numpy()[position[keep]],
+        }
+    )
 
 
 def top_recommendations(candidates: pd.DataFrame, per_user: int = 3) -> pd.DataFrame:
