@@ -216,3 +216,34 @@ def test_the_real_case_study_data(clean: Databases) -> None:
     assert len(loaded) > 100_000 and 77 not in set(loaded["course_id"])
     descriptions = dict(clean.warehouse_rows("SELECT course_id, description FROM courses"))
     assert descriptions == dict(zip(courses["course_id"], courses["description"], strict=True))
+
+
+def test_more_invalid_rows_than_allowed_fail_the_run_and_keep_the_warehouse(
+    small_source: Databases, luigi_setting
+) -> None:
+    build(DAY - dt.timedelta(days=1))
+    before = small_source.warehouse_rows("SELECT * FROM recommendations ORDER BY 1, 2")
+    luigi_setting("rules", "max_invalid_share", 0.01)  # the default; the small data set has 3 of 14 rows invalid
+    result = luigi.build([workflow.RecommendationsTask(date=DAY)], local_scheduler=True, detailed_summary=True)
+    assert result.status == luigi.LuigiStatusCode.FAILED
+    assert small_source.warehouse_rows("SELECT * FROM recommendations ORDER BY 1, 2") == before
+    quarantined = pd.read_parquet(small_source.output / f"{DAY}" / "quarantined_ratings.parquet")
+    assert sorted(quarantined["reason"]) == ["missing_value", "rating_out_of_range", "unknown_course"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("ALTER TABLE rating DROP COLUMN rating", "source table 'public.rating' lacks column(s) rating"),
+        ("ALTER TABLE rating ALTER rating TYPE text", "source column public.rating.rating has type TEXT"),
+        ("ALTER TABLE courses RENAME TO course", "source table 'public.courses' does not exist"),
+        ("TRUNCATE courses", "source table 'public.courses' has no rows"),
+    ],
+)
+def test_a_broken_source_stops_the_run_with_an_error_naming_what_is_wrong(
+    small_source: Databases, change: str, message: str
+) -> None:
+    small_source.query(small_source.source, change)
+    result = run_luigi_command(DAY)
+    assert result.returncode == 30
+    assert message in result.stderr
