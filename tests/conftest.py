@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ TEST_CONFIG = REPO / "output" / f"pytest-{os.getpid()}.cfg"
 TEST_CONFIG.parent.mkdir(exist_ok=True)
 TEST_CONFIG.write_text("[rules]\nmax_invalid_share = 0.5\n[connection]\nattempts = 3\nfirst_wait = 0.2\n")
 os.environ["LUIGI_CONFIG_PATH"] = str(TEST_CONFIG)
+atexit.register(TEST_CONFIG.unlink, missing_ok=True)
 
 
 @dataclass
@@ -66,7 +68,6 @@ def databases() -> Iterator[Databases]:
         if not external:
             config.embedded_server().stop()
         shutil.rmtree(output, ignore_errors=True)
-        TEST_CONFIG.unlink(missing_ok=True)
 
 
 @pytest.fixture
