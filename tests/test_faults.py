@@ -45,6 +45,13 @@ def recommendations(databases: Databases, date: dt.date) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["user_id", "course_id", "rating", "rank"])
 
 
+def assert_rerun_equals_clean_run(databases: Databases, date: dt.date, clean_rows: pd.DataFrame) -> None:
+    """Run the date again and check it completes with exactly a clean run's recommendations."""
+    rerun = finish(date)
+    assert rerun.returncode == 0, rerun.stderr
+    pd.testing.assert_frame_equal(recommendations(databases, date), clean_rows)
+
+
 @pytest.fixture(scope="module")
 def large_source(databases: Databases) -> pd.DataFrame:
     """Fill the source with a million demo ratings, load the reference date cleanly, and return its rows."""
@@ -100,7 +107,7 @@ def test_a_run_killed_at_any_point_leaves_nothing_partial_and_the_rerun_equals_a
     databases: Databases, large_source: pd.DataFrame, point: str
 ) -> None:
     date = REFERENCE + dt.timedelta(days=1 + ["extract", "parquet write", "load transaction"].index(point))
-    folder = config.output_dir() / f"{date}"
+    folder = config.date_dir(date)
     conditions = {
         "extract": active_query(databases.source, "COPY (SELECT%rating%"),
         "parquet write": temporary_parquet(folder),
@@ -113,9 +120,7 @@ def test_a_run_killed_at_any_point_leaves_nothing_partial_and_the_rerun_equals_a
     assert date not in db.loaded_dates(databases.warehouse, [date])
     assert recommendations(databases, date).empty
 
-    rerun = finish(date)
-    assert rerun.returncode == 0, rerun.stderr
-    pd.testing.assert_frame_equal(recommendations(databases, date), large_source)
+    assert_rerun_equals_clean_run(databases, date, large_source)
 
 
 def test_a_server_stopping_mid_run_fails_clearly_and_the_rerun_after_a_restart_completes(
@@ -128,7 +133,7 @@ def test_a_server_stopping_mid_run_fails_clearly_and_the_rerun_after_a_restart_c
     # Explicit URLs, as with a real server: otherwise the run would start the embedded server again itself.
     urls = {"SOURCE_DATABASE_URL": databases.source, "DWH_DATABASE_URL": databases.warehouse}
     run = luigi_run(date, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **urls})
-    target = config.output_dir() / f"{date}" / "extracted_ratings.parquet"
+    target = config.date_dir(date) / "extracted_ratings.parquet"
     while not target.exists() and run.poll() is None:
         time.sleep(0.005)
     server.stop()
@@ -141,9 +146,7 @@ def test_a_server_stopping_mid_run_fails_clearly_and_the_rerun_after_a_restart_c
     assert f"cannot connect to postgresql+psycopg2://postgres@127.0.0.1:{port}/" in stderr
     assert date not in db.loaded_dates(databases.warehouse, [date])
 
-    rerun = finish(date)
-    assert rerun.returncode == 0, rerun.stderr
-    pd.testing.assert_frame_equal(recommendations(databases, date), large_source)
+    assert_rerun_equals_clean_run(databases, date, large_source)
 
 
 def test_readers_see_the_old_or_the_new_recommendations_never_a_mix(

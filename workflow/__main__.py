@@ -1,4 +1,4 @@
-"""Command line: `python -m workflow {recommend,demo-data,summary,db}`."""
+"""Command line: `python -m workflow {recommend,demo-data,invalidate,status,summary,db,scheduler}`."""
 
 from __future__ import annotations
 
@@ -40,12 +40,13 @@ def demo_data(args: argparse.Namespace) -> None:
 def invalidate(args: argparse.Namespace) -> None:
     """Forget dates (their parquet targets and warehouse load marker) so the next run recomputes them."""
     last = args.to or args.date
+    warehouse = config.warehouse_url()
     for offset in range((last - args.date).days + 1):
         date = args.date + dt.timedelta(days=offset)
-        targets = config.output_dir() / f"{date:%Y-%m-%d}"
+        targets = config.date_dir(date)
         had_targets = targets.exists()
         shutil.rmtree(targets, ignore_errors=True)
-        had_load = db.forget_load(config.warehouse_url(), date)
+        had_load = db.forget_load(warehouse, date)
         print(
             f"{date}: removed {'targets' if had_targets else 'no targets'}, {'load marker' if had_load else 'no load'}"
         )

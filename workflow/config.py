@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from configparser import InterpolationError
 from pathlib import Path
@@ -54,6 +55,11 @@ def output_dir() -> Path:
     return Path(os.environ.get("WORKFLOW_OUTPUT_DIR") or PROJECT_ROOT / "output").resolve()
 
 
+def date_dir(date: dt.date) -> Path:
+    """Return the folder of a date's parquet targets, quarantine files and run records."""
+    return output_dir() / f"{date:%Y-%m-%d}"
+
+
 def embedded_server() -> EmbeddedServer:
     """Return the embedded server that lives under the output root."""
     return EmbeddedServer(output_dir() / "postgres")
@@ -69,24 +75,24 @@ def _configured_url(option: str, env_var: str) -> str | None:
     return value or None
 
 
-def source_url() -> str:
-    """Return the SQLAlchemy URL of the application (source) database."""
-    url = _configured_url("source_url", "SOURCE_DATABASE_URL")
+def _database_url(option: str, env_var: str, embedded_database: str) -> str:
+    """Return the configured URL, or that of a database on the embedded server (started if need be)."""
+    url = _configured_url(option, env_var)
     if url:
         return url
     server = embedded_server()
     server.ensure_running()
-    return server.url("datacamp_application")
+    return server.url(embedded_database)
+
+
+def source_url() -> str:
+    """Return the SQLAlchemy URL of the application (source) database."""
+    return _database_url("source_url", "SOURCE_DATABASE_URL", "datacamp_application")
 
 
 def warehouse_url() -> str:
     """Return the SQLAlchemy URL of the data warehouse."""
-    url = _configured_url("dwh_url", "DWH_DATABASE_URL")
-    if url:
-        return url
-    server = embedded_server()
-    server.ensure_running()
-    return server.url("dwh")
+    return _database_url("dwh_url", "DWH_DATABASE_URL", "dwh")
 
 
 def safe_url(url: str) -> str:

@@ -34,10 +34,16 @@ class RecordedTask(luigi.Task):
     # What the run observed (rows in and out, rows dropped, the source's state), for its run record.
     facts: dict[str, Any]
 
+    def read(self, task: luigi.Task, columns: list[str] | None = None) -> pd.DataFrame:
+        """Return the parquet output of a required task (counted in the run record's rows_in)."""
+        frame = pd.read_parquet(task.output().path, columns=columns)
+        self.facts["rows_in"] = self.facts.get("rows_in", 0) + len(frame)
+        return frame
+
 
 def run_records_dir(date: dt.date) -> Path:
     """Return the folder of a date's run records."""
-    return config.output_dir() / f"{date:%Y-%m-%d}" / "runs"
+    return config.date_dir(date) / "runs"
 
 
 @RecordedTask.event_handler(luigi.Event.START)
@@ -68,13 +74,7 @@ class ParquetTask(RecordedTask):
     """A step that writes one parquet file at `<output>/<date>/<task_name>.parquet`."""
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(config.output_dir() / f"{self.date:%Y-%m-%d}" / f"{self.name}.parquet"))
-
-    def read(self, task: luigi.Task, columns: list[str] | None = None) -> pd.DataFrame:
-        """Return the parquet output of a required task (counted in the run record's rows_in)."""
-        frame = pd.read_parquet(task.output().path, columns=columns)
-        self.facts["rows_in"] = self.facts.get("rows_in", 0) + len(frame)
-        return frame
+        return luigi.LocalTarget(str(config.date_dir(self.date) / f"{self.name}.parquet"))
 
     def write(self, table: pa.Table | pd.DataFrame) -> None:
         """Write the target atomically: it appears whole under its final name or not at all."""
@@ -111,7 +111,7 @@ class ParquetTask(RecordedTask):
 
 def quarantine_path(date: dt.date, table: str) -> Path:
     """Return where a date's rows of a table that break the rules are set aside."""
-    return config.output_dir() / f"{date:%Y-%m-%d}" / f"quarantined_{table}.parquet"
+    return config.date_dir(date) / f"quarantined_{table}.parquet"
 
 
 class ExtractedCourses(ParquetTask):
@@ -119,8 +119,10 @@ class ExtractedCourses(ParquetTask):
 
     def run(self) -> None:
         self.set_status_message("extracting courses")
-        table = config.source().courses_table
-        courses, _ = db.extract_table(config.source_url(), table, db.COURSES_SCHEMA, schema=config.source().schema)
+        source = config.source()
+        courses, _ = db.extract_table(
+            config.source_url(), source.courses_table, db.COURSES_SCHEMA, schema=source.schema
+        )
         self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
         self.write(courses)
 
@@ -245,8 +247,8 @@ class RecommendationsTask(RecordedTask):
 
     def run(self) -> None:
         inputs = self.requires()
-        recommendations = pd.read_parquet(inputs["recommendations"].output().path)
-        courses = pd.read_parquet(inputs["courses"].output().path)
+        recommendations = self.read(inputs["recommendations"])
+        courses = self.read(inputs["courses"])
         self.set_status_message(f"loading {len(recommendations):,} recommendations")
         url = config.warehouse_url()
         loaded = db.load_recommendations(url, self.date, recommendations, courses)
