@@ -51,8 +51,9 @@ class Databases:
 
 @pytest.fixture(scope="session")
 def databases() -> Iterator[Databases]:
-    """Start the embedded server once (under output/, which its system user can reach) unless URLs are set."""
-    # Not pytest's tmp_path: as root, the server runs as a system user that cannot enter /tmp/pytest-of-root.
+    """Start the embedded server once, for an output root of its own under output/, unless URLs are set."""
+    # Any folder would do: as root, when the server's system user cannot enter it, the server keeps its cluster in a
+    # folder of its own, which remove() deletes. Under output/, a failed session's files are easy to find.
     output = REPO / "output" / f"pytest-{os.getpid()}"
     shutil.rmtree(output, ignore_errors=True)
     output.mkdir(mode=0o755, parents=True)
@@ -66,7 +67,7 @@ def databases() -> Iterator[Databases]:
         yield Databases(source=config.source_url(), warehouse=config.warehouse_url(), output=output)
     finally:
         if not external:
-            config.embedded_server().stop()
+            config.embedded_server().remove()  # stops it and deletes its cluster, wherever it lives
         shutil.rmtree(output, ignore_errors=True)
 
 

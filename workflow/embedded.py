@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import glob
+import hashlib
 import importlib.util
 import logging
 import os
@@ -21,6 +22,10 @@ log = logging.getLogger("workflow.embedded")
 
 DATABASES = ("datacamp_application", "dwh", "luigi_task_history")
 SUPERUSER = "postgres"
+# As root, when the server's account cannot enter the output root, its cluster lives in a folder of its own
+# named after this, under the account's home (else /var/tmp); this file of the server's root names that folder.
+OUTSIDE_FOLDER = "course-recommendations"
+LOCATION_FILE = "cluster-location"
 
 
 class EmbeddedServerError(RuntimeError):
@@ -70,35 +75,126 @@ def _server_account() -> pwd.struct_passwd | None:
         ) from None
 
 
-def _check_reachable(folder: Path, account: pwd.struct_passwd) -> None:
-    """Fail clearly when the server account cannot walk down to its data folder (we never widen permissions)."""
+def _unreachable_parent(folder: Path, account: pwd.struct_passwd) -> Path | None:
+    """Return the first folder above `folder` that the account cannot enter (the server has no extra groups)."""
     for parent in reversed(folder.parents):
         mode = parent.stat()
         if mode.st_uid == account.pw_uid:
-            continue
-        if mode.st_gid == account.pw_gid and mode.st_mode & stat.S_IXGRP:
-            continue
-        if mode.st_mode & stat.S_IXOTH:
-            continue
-        raise EmbeddedServerError(
-            f"the embedded server runs as system user {account.pw_name!r}, who cannot enter {parent} "
-            f"(mode {stat.filemode(mode.st_mode)}); put WORKFLOW_OUTPUT_DIR somewhere that user can reach"
+            permitted = mode.st_mode & stat.S_IXUSR
+        elif mode.st_gid == account.pw_gid:
+            permitted = mode.st_mode & stat.S_IXGRP
+        else:
+            permitted = mode.st_mode & stat.S_IXOTH
+        if not permitted:
+            return parent
+    return None
+
+
+def _outside_base(account: pwd.struct_passwd) -> Path:
+    """Return the folder for clusters kept outside output roots: in the account's home when usable, else /var/tmp."""
+    home = Path(account.pw_dir)
+    try:
+        usable = (
+            home.is_absolute()
+            and home != Path("/")
+            and home.is_dir()
+            and home.stat().st_uid in (0, account.pw_uid)
+            and _unreachable_parent(home / OUTSIDE_FOLDER, account) is None
         )
+    except OSError:
+        usable = False
+    return home / OUTSIDE_FOLDER if usable else Path("/var/tmp") / f"{OUTSIDE_FOLDER}-{account.pw_name}"
+
+
+def _private_folder(path: Path, account: pwd.struct_passwd) -> None:
+    """Create the folder (mode 0700, the account's) unless it exists; refuse one that someone else made."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    else:
+        os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
+        os.chmod(path, 0o700)  # whatever the umask: the project's own folder
+    mode = path.lstat()
+    if not stat.S_ISDIR(mode.st_mode) or mode.st_uid not in (0, account.pw_uid):
+        raise EmbeddedServerError(
+            f"{path} should be a folder of the embedded server's account {account.pw_name!r} but is not "
+            "(a symbolic link, or made by someone else); remove it"
+        )
+
+
+def _postmaster_port(data_dir: Path) -> int | None:
+    """Return the port of the postmaster of this data folder when it is alive, else None."""
+    try:
+        lines = (data_dir / "postmaster.pid").read_text().splitlines()
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return None
+    if len(lines) < 4:
+        return None
+    try:
+        os.kill(int(lines[0]), 0)  # signal 0: is the postmaster alive? (what `pg_ctl status` checks)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, and run by another user
+    return int(lines[3])
+
+
+def _remove_orphans(base: Path, keep: Path) -> None:
+    """Delete the stopped clusters in `base` whose server folder (their output root's `postgres`) is gone."""
+    for cluster in base.iterdir():
+        if cluster == keep or cluster.is_symlink() or not cluster.is_dir():
+            continue
+        try:
+            owner = Path((cluster / "used-by").read_text().strip())
+        except OSError:
+            continue
+        if owner.is_absolute() and not os.path.lexists(owner) and _postmaster_port(cluster / "data") is None:
+            log.info("removing embedded PostgreSQL cluster %s: its output root %s is gone", cluster, owner.parent)
+            shutil.rmtree(cluster, ignore_errors=True)
 
 
 @dataclass(frozen=True)
 class EmbeddedServer:
-    """A PostgreSQL cluster whose data lives in `root/data`, managed with pg_ctl."""
+    """A PostgreSQL cluster managed with pg_ctl, its lock and port files in `root`.
+
+    Its data (`data/`) and log (`server.log`) live in `root` too, except as root when the server's system
+    account cannot enter the folders above `root`: then they live in a folder of that account's (see
+    `_place_cluster`), and `root/cluster-location` names it.
+    """
 
     root: Path
 
     @property
+    def cluster_dir(self) -> Path:
+        """Return the folder of the data and the server log: `root`, or the folder its location file names."""
+        try:
+            recorded = (self.root / LOCATION_FILE).read_text().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return self.root
+        cluster = Path(recorded)
+        if not (
+            cluster.is_absolute()
+            and cluster.name == self._outside_name
+            and cluster.parent.name.startswith(OUTSIDE_FOLDER)
+        ):
+            raise EmbeddedServerError(
+                f"{self.root / LOCATION_FILE} names {recorded!r}, not this output root's cluster; delete the file"
+            )
+        return cluster
+
+    @property
+    def _outside_name(self) -> str:
+        """Name of the cluster folder outside the output root: a hash of `root`, so two checkouts never share one."""
+        return hashlib.sha256(os.path.abspath(self.root).encode()).hexdigest()[:16]
+
+    @property
     def data_dir(self) -> Path:
-        return self.root / "data"
+        return self.cluster_dir / "data"
 
     @property
     def log_file(self) -> Path:
-        return self.root / "server.log"
+        return self.cluster_dir / "server.log"
 
     def _run(self, *args: str) -> subprocess.CompletedProcess:
         """Run a PostgreSQL program (as the server's account when we are root); fail clearly if it fails."""
@@ -109,7 +205,7 @@ class EmbeddedServer:
             kwargs = dict(user=account.pw_uid, group=account.pw_gid, extra_groups=[])
         result = subprocess.run(
             command,
-            cwd=self.root,
+            cwd=self.cluster_dir,  # one the server's account can enter
             check=False,
             capture_output=True,
             text=True,
@@ -132,19 +228,7 @@ class EmbeddedServer:
 
     def port(self) -> int | None:
         """Return the port of the running server, or None when it is not running."""
-        try:
-            lines = (self.data_dir / "postmaster.pid").read_text().splitlines()
-        except (FileNotFoundError, PermissionError):
-            return None
-        if len(lines) < 4:
-            return None
-        try:
-            os.kill(int(lines[0]), 0)  # signal 0: is the postmaster alive? (what `pg_ctl status` checks)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass  # alive, and run by another user
-        return int(lines[3])
+        return _postmaster_port(self.data_dir)
 
     def _previous_port(self) -> int | None:
         try:
@@ -166,8 +250,7 @@ class EmbeddedServer:
                 return
             account = _server_account()
             if account is not None:
-                _check_reachable(self.root, account)
-                os.chown(self.root, account.pw_uid, account.pw_gid)
+                self._place_cluster(account)
             if not (self.data_dir / "PG_VERSION").exists():
                 log.info("creating embedded PostgreSQL cluster in %s", self.data_dir)
                 self._run(
@@ -190,6 +273,51 @@ class EmbeddedServer:
             (self.root / "port").write_text(f"{port}\n")
             log.info("embedded PostgreSQL %s started on 127.0.0.1:%s", self.data_dir, port)
             self.create_databases(*DATABASES)
+
+    def _place_cluster(self, account: pwd.struct_passwd) -> None:
+        """Make the cluster's folder ready for the server's account (we are root).
+
+        When the account can enter the folders above `root`, the cluster lives in `root`, given to the account, as
+        always. Otherwise (a checkout in a folder only its owner may enter, say) it lives in a folder the project
+        makes for the account, mode 0700: `<home>/course-recommendations/<hash of root>` when the account's home is
+        usable, else `/var/tmp/course-recommendations-<account>/<hash of root>`. The user's folders are never changed.
+        """
+        location = self.root / LOCATION_FILE
+        if not location.exists():
+            blocked = _unreachable_parent(self.root, account)
+            if blocked is None:
+                os.chown(self.root, account.pw_uid, account.pw_gid)
+                return
+            mode = stat.filemode(blocked.stat().st_mode)
+            if (self.root / "data").exists():
+                raise EmbeddedServerError(
+                    f"the embedded server's data is in {self.root / 'data'}, but its system user {account.pw_name!r} "
+                    f"cannot enter {blocked} (mode {mode}); move the output root back where that user can reach it, "
+                    f"or delete {self.root / 'data'} to start a new, empty cluster outside the output root"
+                )
+            cluster = _outside_base(account) / self._outside_name
+            pending = location.with_name(f"{LOCATION_FILE}.tmp")
+            pending.write_text(f"{cluster}\n")
+            pending.replace(location)  # whole, for readers that take no lock
+            log.info(  # once, when the place is chosen; "started" messages name it too
+                "system user %r cannot enter %s (mode %s): the embedded server's data and log go to %s (named in %s)",
+                account.pw_name,
+                blocked,
+                mode,
+                cluster,
+                location,
+            )
+        cluster = self.cluster_dir
+        _private_folder(cluster.parent, account)
+        _private_folder(cluster, account)
+        try:  # which output root it serves, for _remove_orphans; O_EXCL: never through a link planted there
+            used_by = os.open(cluster / "used-by", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(used_by, "w") as handle:
+                handle.write(f"{os.path.abspath(self.root)}\n")
+        _remove_orphans(cluster.parent, keep=cluster)
 
     def _restrict_authentication(self) -> None:
         """Let the superuser in without a password from this machine only; every other role needs its password."""
@@ -222,8 +350,25 @@ class EmbeddedServer:
     def stop(self) -> None:
         """Stop the server (fast shutdown) if it is running."""
         with self._lock():
-            if self.port() is not None:
-                self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data_dir))
+            self._stop()
+
+    def _stop(self) -> None:
+        if self.port() is not None:
+            self._run("pg_ctl", "stop", "-w", "-m", "fast", "-D", str(self.data_dir))
+
+    def remove(self) -> None:
+        """Stop the server and delete its cluster (data and log) wherever it lives, and the files that name it."""
+        with self._lock():
+            self._stop()
+            cluster = self.cluster_dir
+            if cluster == self.root:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+                self.log_file.unlink(missing_ok=True)
+            elif cluster.exists():
+                shutil.rmtree(cluster)
+                log.info("removed embedded PostgreSQL cluster %s", cluster)
+            for name in (LOCATION_FILE, "port"):
+                (self.root / name).unlink(missing_ok=True)
 
 
 def _free_port(preferred: int | None) -> int:
