@@ -2,7 +2,8 @@
 
 The reference below reads the rules row by row with loops, dicts and Counters, independently of pandas;
 the inputs hold missing values (None and NaN), out-of-range ratings, unknown courses, repeated pairs and
-ids, and ties on averages and on languages.
+ids, re-rated pairs with their timestamps (or none), ties on averages and on languages, and ids from the
+whole int64 range (negative, zero, up to 2**63 - 1, sparse or close together).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import math
 from collections import Counter, defaultdict
 from itertools import pairwise
 
+import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +20,7 @@ from hypothesis import strategies as st
 from workflow import transforms
 
 RATING_COLUMNS = ["user_id", "course_id", "rating"]
+STAMPED_COLUMNS = [*RATING_COLUMNS, "rated_at"]
 COURSE_COLUMNS = ["course_id", "title", "description", "programming_language"]
 TOP_COLUMNS = ["user_id", "course_id", "rating", "rank"]
 # Examples per test, to keep the file under ~20 s: a pipeline run costs ~25 ms of pandas overhead.
@@ -54,26 +57,45 @@ def expected_clean(rows: list[Row], fill: str) -> tuple[list[Row], list[Row]]:
     return sorted(cleaned, key=lambda row: row[0]), quarantined
 
 
+def first_broken_rule(row: Row, course_ids: set[int], low: float, high: float) -> str | None:
+    """Return the first rule a single row breaks, or None (the rules about other rows come after)."""
+    user, course, rating, *stamp = row
+    if is_missing(user) or is_missing(course) or is_missing(rating):
+        return "missing_value"
+    if stamp and is_missing(stamp[0]):
+        return "missing_timestamp"
+    if course not in course_ids:
+        return "unknown_course"
+    if not low <= rating <= high:
+        return "rating_out_of_range"
+    return None
+
+
 def expected_validate(rows: list[Row], course_ids: set[int], low: float, high: float) -> tuple[list[Row], list[Row]]:
-    """Return the valid (user, course, rating) rows, and each other row with its reason, both in input order."""
-    reasons: list[str | None] = []
-    for user, course, rating in rows:
-        if is_missing(user) or is_missing(course) or is_missing(rating):
-            reasons.append("missing_value")
-        elif course not in course_ids:
-            reasons.append("unknown_course")
-        elif not low <= rating <= high:
-            reasons.append("rating_out_of_range")
-        else:
-            reasons.append(None)
-    pairs = Counter((row[0], row[1]) for row, reason in zip(rows, reasons, strict=True) if reason is None)
+    """Return the valid (user, course, rating) rows, and each other row with its reason, both in input order.
+
+    Rows are (user, course, rating), or (user, course, rating, rated_at) when the extract has timestamps.
+    """
+    stamped = bool(rows) and len(rows[0]) == len(STAMPED_COLUMNS)
+    first_failed = [first_broken_rule(row, course_ids, low, high) for row in rows]
+    # The stamps of each pair's copies that break no rule so far: the strictly latest alone is the rating.
+    copies: dict[tuple, list] = defaultdict(list)
+    for row, failed in zip(rows, first_failed, strict=True):
+        if failed is None:
+            copies[(row[0], row[1])].append(row[3] if stamped else None)
     valid, quarantined = [], []
-    for (user, course, rating), first_failed in zip(rows, reasons, strict=True):
-        reason = "duplicate_pair" if first_failed is None and pairs[(user, course)] > 1 else first_failed
+    for row, failed in zip(rows, first_failed, strict=True):
+        stamps = copies[(row[0], row[1])]
+        reason = failed
+        if failed is None and len(stamps) > 1:
+            if stamped and row[3] < max(stamps):
+                reason = "superseded"
+            elif not stamped or stamps.count(row[3]) > 1:
+                reason = "duplicate_pair"
         if reason is None:
-            valid.append((user, course, float(rating)))
+            valid.append((row[0], row[1], float(row[2])))
         else:
-            quarantined.append((*(None if is_missing(v) else v for v in (user, course, rating)), reason))
+            quarantined.append((*(None if is_missing(v) else v for v in row), reason))
     return valid, quarantined
 
 
@@ -86,21 +108,28 @@ def expected_top(
     valid, _ = expected_validate(rating_rows, set(language), low, high)
     sums: dict[int, float] = defaultdict(float)
     counts: Counter[int] = Counter()
-    rated: dict[int, set[int]] = defaultdict(set)
+    rated_validly: dict[int, set[int]] = defaultdict(set)
     for user, course, rating in valid:
         sums[course] += rating
         counts[course] += 1
-        rated[user].add(course)
+        rated_validly[user].add(course)
+    # Rated: any row holding the user and the course, whatever else it holds or lacks.
+    rated = rated_pairs(rating_rows)
     average = {course: sums[course] / counts[course] for course in counts}
     top = []
-    for user in sorted(rated):
-        per_language = Counter(language[course] for course in rated[user])
+    for user in sorted(rated_validly):
+        per_language = Counter(language[course] for course in rated_validly[user])
         most = max(per_language.values())
         languages = {name for name, n in per_language.items() if n == most}
-        eligible = [c for c in average if language[c] in languages and c not in rated[user]]
+        eligible = [c for c in average if language[c] in languages and (user, c) not in rated]
         eligible.sort(key=lambda course: (-average[course], course))
         top += [(user, c, average[c], rank) for rank, c in enumerate(eligible[:per_user], start=1)]
     return top
+
+
+def rated_pairs(rating_rows: list[Row]) -> set[tuple[int, int]]:
+    """Return the (user, course) of every row that holds both."""
+    return {(row[0], row[1]) for row in rating_rows if not is_missing(row[0]) and not is_missing(row[1])}
 
 
 # --- the transforms, as the workflow chains them ---------------------------------------------
@@ -118,6 +147,7 @@ def pipeline(
         cleaned[["course_id", "programming_language"]],
         averages,
         per_language=per_user,
+        rated=ratings[["user_id", "course_id"]],
     )
     return valid, transforms.top_recommendations(candidates, per_user=per_user)
 
@@ -126,9 +156,23 @@ def rows_of(frame: pd.DataFrame) -> list[Row]:
     return [tuple(plain(value) for value in row) for row in frame.itertuples(index=False)]
 
 
-def to_frame(rows: list[Row], columns: list[str], as_object: bool) -> pd.DataFrame:
-    """Inferred dtypes are those read from parquet (int64, or float64 with NaN); object keeps None and NaN as given."""
-    return pd.DataFrame(rows, columns=columns, dtype=object if as_object else None)
+def to_frame(rows: list[Row], columns: list[str] | None, as_object: bool) -> pd.DataFrame:
+    """Ids as the workflow reads them from parquet (nullable Int64), the rest inferred; object keeps None and NaN.
+
+    Without columns, the ratings' columns, with rated_at when the rows hold a timestamp.
+    """
+    if columns is None:
+        columns = STAMPED_COLUMNS if rows and len(rows[0]) == len(STAMPED_COLUMNS) else RATING_COLUMNS
+    if as_object:
+        return pd.DataFrame(rows, columns=columns, dtype=object)
+    frame = pd.DataFrame(rows, columns=columns)
+    for name in {"user_id", "course_id"} & set(columns):
+        values = [row[columns.index(name)] for row in rows]
+        # Not pd.array(values, dtype="Int64"): with a NaN among them, it goes through float64 and loses digits.
+        missing = np.array([is_missing(value) for value in values], dtype=bool)
+        ids = np.array([0 if is_missing(value) else value for value in values], dtype=np.int64)
+        frame[name] = pd.arrays.IntegerArray(ids, missing)
+    return frame
 
 
 # --- strategies ------------------------------------------------------------------------------
@@ -140,6 +184,9 @@ BOUNDS = st.sampled_from([(1, 5), (1, 5), (0.5, 5), (1, 4.5), (2, 3)])
 ANY_RATING = st.sampled_from([1, 2, 3, 4, 5, 1.5, 4.5, 0, 0.5, -1, 5.5, 6, 7, math.inf, -math.inf])
 # Per example, ratings from one of these: the narrow ones make ties on averages, down to the third place, common.
 RATING_PALETTES = st.sampled_from([[1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 4.5, 0, 6], [4, 5, 4, 5, 6], [5, 5, 5, 3, 0], [2, 4]])
+# Few distinct stamps, so that re-rated pairs often tie on their latest one.
+STAMPS = st.sampled_from([pd.Timestamp(f"2026-11-2{day} 10:00", tz="UTC") for day in (1, 2, 3)])
+INT64 = st.integers(-(2**63), 2**63 - 1)
 
 
 def sometimes_missing(values: st.SearchStrategy, one_in: int) -> st.SearchStrategy:
@@ -148,21 +195,55 @@ def sometimes_missing(values: st.SearchStrategy, one_in: int) -> st.SearchStrate
 
 
 @st.composite
-def rating_rows(draw: st.DrawFn, n_courses: int, ratings: st.SearchStrategy, one_in: int, max_size: int) -> list[Row]:
-    """Rows of (user_id, course_id, rating) with users 1..6, and some pairs repeated with another rating or the same."""
+def rating_rows(
+    draw: st.DrawFn, n_courses: int, ratings: st.SearchStrategy, one_in: int, max_size: int, *, stamped: bool = False
+) -> list[Row]:
+    """Rows of (user_id, course_id, rating[, rated_at]) with users 1..6 and courses 1..n_courses (ids renamed later).
+
+    Some pairs are repeated with another rating or the same, and another stamp or the same.
+    """
     cell = st.tuples(
         sometimes_missing(st.integers(1, 6), one_in),
         sometimes_missing(st.integers(1, n_courses), one_in),
         sometimes_missing(ratings, one_in),
+        *[sometimes_missing(STAMPS, one_in)] * stamped,
     )
     size = draw(st.integers(0, max_size))  # lists draw few rows on average: ask for up to max_size evenly
     rows = draw(st.lists(cell, min_size=size, max_size=size))
     if rows:
         for index in draw(st.lists(st.integers(0, len(rows) - 1), max_size=4)):
-            user, course, rating = rows[index]
+            user, course, rating, *stamp = rows[index]
             again = draw(st.one_of(st.just(rating), sometimes_missing(ratings, one_in)))
-            rows.insert(draw(st.integers(0, len(rows))), (user, course, again))
+            stamp = [draw(st.one_of(st.just(stamp[0]), STAMPS))] if stamped else []
+            rows.insert(draw(st.integers(0, len(rows))), (user, course, again, *stamp))
     return rows
+
+
+@st.composite
+def id_maps(draw: st.DrawFn, n: int) -> dict[int, int]:
+    """Map 1..n to distinct int64 ids: themselves, or close together anywhere in the range, or spread over all of it."""
+    close = st.integers(-(2**63), 2**63 - 1 - 3 * n).flatmap(
+        lambda low: st.lists(st.integers(low, low + 3 * n), min_size=n, max_size=n, unique=True)
+    )
+    spread = st.lists(INT64, min_size=n, max_size=n, unique=True)
+    return dict(enumerate(draw(st.one_of(st.just(list(range(1, n + 1))), close, spread)), start=1))
+
+
+def renamed(rows: list[Row], maps: dict[int, dict[int, int]]) -> list[Row]:
+    """Return the rows with the present values of the given columns (by index) renamed through their maps."""
+
+    def rename(index: int, value: object) -> object:
+        return value if index not in maps or is_missing(value) else maps[index][value]
+
+    return [tuple(rename(index, value) for index, value in enumerate(row)) for row in rows]
+
+
+@st.composite
+def validate_inputs(draw: st.DrawFn) -> tuple[list[Row], set[int]]:
+    """Rating rows, with timestamps or without, and the ids of the courses that exist."""
+    rows = draw(rating_rows(n_courses=10, ratings=ANY_RATING, one_in=5, max_size=25, stamped=draw(st.booleans())))
+    users, courses = draw(id_maps(6)), draw(id_maps(10))
+    return renamed(rows, {0: users, 1: courses}), {courses[id_] for id_ in draw(st.sets(st.integers(1, 8)))}
 
 
 @st.composite
@@ -178,41 +259,42 @@ def course_rows(draw: st.DrawFn, mostly_clean: bool) -> list[Row]:
     return [(id_, f"title {i}", f"about {i}", lang) for i, (id_, lang) in enumerate(zip(ids, languages, strict=True))]
 
 
-PIPELINE_INPUTS = st.tuples(
-    RATING_PALETTES.flatmap(lambda palette: rating_rows(11, st.sampled_from(palette), one_in=15, max_size=40)),
-    course_rows(mostly_clean=True),
-    FILLS,
-    st.booleans(),
-)
+@st.composite
+def pipeline_inputs(draw: st.DrawFn) -> tuple[list[Row], list[Row], str, bool]:
+    """Rating rows (with timestamps or without), course rows of the same ids, a language fill, and as_object."""
+    palette = draw(RATING_PALETTES)
+    ratings = draw(rating_rows(11, st.sampled_from(palette), one_in=15, max_size=40, stamped=draw(st.booleans())))
+    users, courses = draw(id_maps(6)), draw(id_maps(11))  # course 11 is never in the catalogue
+    course_rows_ = renamed(draw(course_rows(mostly_clean=True)), {0: courses})
+    return renamed(ratings, {0: users, 1: courses}), course_rows_, draw(FILLS), draw(st.booleans())
+
+
+PIPELINE_INPUTS = pipeline_inputs()
 
 # --- properties ------------------------------------------------------------------------------
 
 
 @PROPERTY
-@given(
-    rows=rating_rows(n_courses=10, ratings=ANY_RATING, one_in=5, max_size=25),
-    course_ids=st.sets(st.integers(1, 8)),
-    bounds=BOUNDS,
-    as_object=st.booleans(),
-)
+@given(inputs=validate_inputs(), bounds=BOUNDS, as_object=st.booleans())
 def test_validate_ratings_matches_the_rules(
-    rows: list[Row], course_ids: set[int], bounds: tuple[float, float], as_object: bool
+    inputs: tuple[list[Row], set[int]], bounds: tuple[float, float], as_object: bool
 ) -> None:
+    rows, course_ids = inputs
     low, high = bounds
-    valid, quarantined = transforms.validate_ratings(
-        to_frame(rows, RATING_COLUMNS, as_object), pd.Series(sorted(course_ids), dtype="int64"), low, high
-    )
+    ratings = to_frame(rows, None, as_object)
+    valid, quarantined = transforms.validate_ratings(ratings, pd.Series(sorted(course_ids), dtype="int64"), low, high)
     expected_valid, expected_quarantined = expected_validate(rows, course_ids, low, high)
     assert list(valid.columns) == RATING_COLUMNS
     assert valid.dtypes.astype(str).tolist() == ["int64", "int64", "float64"]
     assert rows_of(valid) == expected_valid
-    assert list(quarantined.columns) == [*RATING_COLUMNS, "reason"]
+    assert list(quarantined.columns) == [*ratings.columns, "reason"]
     assert rows_of(quarantined) == expected_quarantined
 
 
 @PROPERTY
-@given(rows=course_rows(mostly_clean=False), fill=FILLS, as_object=st.booleans())
-def test_clean_courses_matches_the_rules(rows: list[Row], fill: str, as_object: bool) -> None:
+@given(rows=course_rows(mostly_clean=False), ids=id_maps(8), fill=FILLS, as_object=st.booleans())
+def test_clean_courses_matches_the_rules(rows: list[Row], ids: dict[int, int], fill: str, as_object: bool) -> None:
+    rows = renamed(rows, {0: ids})
     cleaned, quarantined = transforms.clean_courses(to_frame(rows, COURSE_COLUMNS, as_object), fill)
     expected_cleaned, expected_quarantined = expected_clean(rows, fill)
     assert list(cleaned.columns) == COURSE_COLUMNS
@@ -229,7 +311,7 @@ def test_top_recommendations_match_the_rules(
 ) -> None:
     ratings, courses, fill, as_object = inputs
     _, top = pipeline(
-        to_frame(ratings, RATING_COLUMNS, as_object),
+        to_frame(ratings, None, as_object),
         to_frame(courses, COURSE_COLUMNS, as_object),
         fill,
         *bounds,
@@ -245,11 +327,11 @@ def test_recommendations_are_unrated_ranked_from_one_by_falling_rating_and_deter
     inputs: tuple[list[Row], list[Row], str, bool],
 ) -> None:
     rows, course_rows_, fill, as_object = inputs
-    ratings, courses = to_frame(rows, RATING_COLUMNS, as_object), to_frame(course_rows_, COURSE_COLUMNS, as_object)
+    ratings, courses = to_frame(rows, None, as_object), to_frame(course_rows_, COURSE_COLUMNS, as_object)
     ratings_before, courses_before = ratings.copy(), courses.copy()
-    valid, top = pipeline(ratings, courses, fill, 1, 5)
+    _, top = pipeline(ratings, courses, fill, 1, 5)
 
-    rated = set(zip(valid["user_id"].tolist(), valid["course_id"].tolist(), strict=True))
+    rated = rated_pairs(rows)  # by any row, valid or not
     recommended = rows_of(top)
     assert not any((user, course) in rated for user, course, _, _ in recommended)
     assert [row[0] for row in recommended] == sorted(row[0] for row in recommended)
@@ -275,7 +357,7 @@ def test_recommendations_do_not_depend_on_the_order_of_the_input_rows(
 ) -> None:
     """Shuffle the rating rows (and maybe the course rows), keeping or renumbering the index: same top-3."""
     rows, course_rows_, fill, as_object = inputs
-    ratings, courses = to_frame(rows, RATING_COLUMNS, as_object), to_frame(course_rows_, COURSE_COLUMNS, as_object)
+    ratings, courses = to_frame(rows, None, as_object), to_frame(course_rows_, COURSE_COLUMNS, as_object)
     shuffled_ratings = ratings.iloc[data.draw(st.permutations(range(len(ratings))), label="rating order")]
     shuffled_courses = courses
     if data.draw(st.booleans(), label="shuffle courses too"):

@@ -81,6 +81,7 @@ def test_invalid_ratings_are_set_aside_with_the_first_rule_they_break() -> None:
     assert quarantined["user_id"].tolist()[3:7] == [4, 5, 6, 7]
     assert transforms.reason_counts(quarantined, transforms.RATING_REASONS) == {
         "missing_value": 4, "unknown_course": 2, "rating_out_of_range": 2, "duplicate_pair": 0,
+        "missing_timestamp": 0, "superseded": 0,
     }  # fmt: skip
 
 
@@ -245,3 +246,153 @@ def test_walking_the_rankings_matches_the_brute_force_cross_join(seed: int) -> N
     ours = transforms.top_recommendations(candidates, per_user=3)
     expected = brute_force_recommendations(ratings, courses, per_user=3)
     pd.testing.assert_frame_equal(ours, expected, check_dtype=False)
+
+
+# --- what counts as rated, re-rated pairs, and ids of any size -----------------------------------------
+
+T1, T2, T3 = (pd.Timestamp(f"2026-11-2{day} 10:00", tz="UTC") for day in (1, 2, 3))
+
+
+def recommend(extract: pd.DataFrame, courses: pd.DataFrame, per_user: int = 3) -> pd.DataFrame:
+    """Return the top recommendations of a day's extract, chained as the workflow's tasks chain the transforms."""
+    valid, _ = transforms.validate_ratings(extract, courses["course_id"], min_rating=1, max_rating=5)
+    averages = transforms.average_course_ratings(valid)
+    candidates = transforms.courses_to_recommend(
+        valid[["user_id", "course_id"]], courses, averages, per_language=per_user, rated=extract
+    )
+    return transforms.top_recommendations(candidates, per_user=per_user)
+
+
+def test_a_course_rated_in_any_row_of_the_extract_is_never_recommended_to_that_user() -> None:
+    extract = frame(
+        [
+            (1, 1, 4.0),  # user 1's only valid rating: python
+            (1, 3, 9.0),  # out of range: course 3 is rated all the same
+            (1, 2, None),  # no rating: course 2 too
+            (1, 8, 2.0), (1, 8, 3.0),  # a repeated pair: course 8 too
+            (1, 4, 0.0),  # out of range, of another language: r does not become one of user 1's languages
+            (1, None, 5.0),  # no course: nothing is rated
+            (2, 2, 4.5), (2, 3, 5.0), (2, 8, 4.5), (2, 4, 5.0), (3, 5, 3.0),
+        ],
+        "user_id course_id rating",
+    )  # fmt: skip
+    # Averages come from valid rows only: 1 -> 4.0, 2 -> 4.5, 3 -> 5.0, 4 -> 5.0, 5 -> 3.0, 8 -> 4.5.
+    assert_rows(
+        recommend(extract, COURSES),
+        [(2, 1, 4.0, 1), (3, 4, 5.0, 1)],  # user 1 rated every python course with an average
+        "user_id course_id rating rank",
+    )
+
+
+def test_the_walk_looks_past_the_courses_a_user_rated_with_invalid_rows() -> None:
+    courses = frame([(i, "python") for i in range(1, 8)], "course_id programming_language")
+    others = [(100 + i, i, 5.0 - i / 2) for i in range(1, 8)]  # course i's average is 5.0 - i / 2
+    # User 9's one valid rating is of course 7; their invalid rows rate the three best: 1, 2 and 3.
+    extract = frame([*others, (9, 7, 1.0), (9, 1, 7.0), (9, 2, None), (9, 3, 0.0)], "user_id course_id rating").astype(
+        {"rating": "float64"}
+    )
+    top = recommend(extract, courses, per_user=2)
+    assert_rows(top[top["user_id"] == 9], [(9, 4, 3.0, 1), (9, 5, 2.5, 2)], "user_id course_id rating rank")
+
+
+def test_the_latest_copy_of_a_re_rated_pair_is_the_rating_and_older_copies_are_superseded() -> None:
+    ratings = frame(
+        [
+            (1, 10, 2.0, T1), (1, 10, 4.0, T3), (1, 10, 5.0, T2),  # the latest, 4.0, is user 1's rating
+            (2, 10, 3.0, T1), (2, 10, 9.0, T3),  # the later copy breaks a rule: it supersedes nothing
+            (3, 11, 1.0, T2),
+        ],
+        "user_id course_id rating rated_at",
+    )  # fmt: skip
+    valid, quarantined = transforms.validate_ratings(ratings, pd.Series([10, 11]), min_rating=1, max_rating=5)
+    assert_rows(valid, [(1, 10, 4.0), (2, 10, 3.0), (3, 11, 1.0)], "user_id course_id rating")
+    assert_rows(
+        quarantined,
+        [(1, 10, 2.0, T1, "superseded"), (1, 10, 5.0, T2, "superseded"), (2, 10, 9.0, T3, "rating_out_of_range")],
+        "user_id course_id rating rated_at reason",
+    )
+
+
+def test_copies_sharing_the_latest_stamp_are_all_set_aside_and_older_ones_superseded() -> None:
+    ratings = frame(
+        [(1, 10, 2.0, T1), (1, 10, 4.0, T2), (1, 10, 5.0, T2), (2, 10, 3.0, T1), (2, 10, 3.0, T1)],
+        "user_id course_id rating rated_at",
+    )
+    valid, quarantined = transforms.validate_ratings(ratings, pd.Series([10]), min_rating=1, max_rating=5)
+    assert valid.empty
+    assert quarantined["reason"].tolist() == [
+        "superseded", "duplicate_pair", "duplicate_pair", "duplicate_pair", "duplicate_pair",
+    ]  # fmt: skip
+
+
+def test_a_row_without_a_stamp_is_set_aside_as_missing_timestamp_and_still_counts_as_rated() -> None:
+    extract = frame(
+        [
+            (1, 1, 4.0, T1), (1, 2, 4.0, T1), (1, 3, 4.0, None),  # course 3: no stamp, still rated by user 1
+            (None, 3, 4.0, None),  # missing_value comes first
+            (2, 99, 4.0, None),  # missing_timestamp comes before unknown_course
+            (2, 3, 5.0, T2), (2, 8, 4.5, T2),
+        ],
+        "user_id course_id rating rated_at",
+    )  # fmt: skip
+    valid, quarantined = transforms.validate_ratings(extract, COURSES["course_id"], min_rating=1, max_rating=5)
+    assert_rows(valid, [(1, 1, 4.0), (1, 2, 4.0), (2, 3, 5.0), (2, 8, 4.5)], "user_id course_id rating")
+    assert quarantined["reason"].tolist() == ["missing_timestamp", "missing_value", "missing_timestamp"]
+    assert_rows(
+        recommend(extract, COURSES),
+        [(1, 8, 4.5, 1), (2, 1, 4.0, 1), (2, 2, 4.0, 2)],  # not course 3 (5.0) for user 1
+        "user_id course_id rating rank",
+    )
+
+
+def test_superseded_rows_do_not_count_toward_the_invalid_share() -> None:
+    quarantined = frame(
+        [(1, 10, 2.0, "superseded")] * 5 + [(2, 99, 4.0, "unknown_course")], "user_id course_id rating reason"
+    )
+    transforms.check_invalid_share("rating", 100, quarantined, max_share=0.01)  # 1 invalid row in 100: allowed
+    out_of_range = frame([(3, 10, 9.0, "rating_out_of_range")], "user_id course_id rating reason")
+    quarantined = pd.concat([quarantined, out_of_range], ignore_index=True)
+    with pytest.raises(transforms.InvalidSourceDataError) as failure:
+        transforms.check_invalid_share("rating", 100, quarantined, max_share=0.01)
+    message = str(failure.value)
+    assert message.startswith("rating: 2 of 100 rows (2.00%) break the rules, more than the 1.00% allowed")
+    assert "1 unknown_course, 1 rating_out_of_range (and 5 superseded, not counted)" in message
+    assert "'superseded'" not in message
+
+
+LOW, HIGH = -(2**63), 2**63 - 1
+
+
+def test_ids_anywhere_in_the_int64_range_give_exact_results() -> None:
+    courses = frame(
+        [(LOW, "python"), (0, "python"), (HIGH, "python"), (3_000_000_007, "python"), (-5, "r"), (HIGH - 1, "r")],
+        "course_id programming_language",
+    )
+    extract = frame(
+        [
+            (HIGH, LOW, 5.0), (HIGH, 3_000_000_007, 3.0), (HIGH, HIGH - 1, 9.0),  # the last is invalid, yet rated
+            (LOW, 0, 4.0), (LOW, HIGH, 2.0), (LOW, -5, 4.0), (LOW, HIGH - 1, 3.0),
+            (0, -5, 1.0), (0, 0, 2.0), (0, 0, 3.0),  # a repeated pair
+            (-1, HIGH - 1, 5.0), (-1, LOW, 1.0), (-1, 0, 2.0),
+        ],
+        "user_id course_id rating",
+    )  # fmt: skip
+    valid, quarantined = transforms.validate_ratings(extract, courses["course_id"], min_rating=1, max_rating=5)
+    assert quarantined["reason"].tolist() == ["rating_out_of_range", "duplicate_pair", "duplicate_pair"]
+    assert len(valid) == 10 and valid["user_id"].tolist()[:2] == [HIGH, HIGH]
+    assert_rows(
+        transforms.user_languages(valid, courses),
+        [(LOW, "python", 2), (LOW, "r", 2), (-1, "python", 2), (0, "r", 1), (HIGH, "python", 2)],
+        "user_id programming_language n_rated",
+    )
+    # averages: LOW -> 3.0, 0 -> 3.0, HIGH -> 2.0, 3000000007 -> 3.0, -5 -> 2.5, HIGH - 1 -> 4.0
+    assert_rows(
+        recommend(extract, courses),
+        [
+            (LOW, LOW, 3.0, 1), (LOW, 3_000_000_007, 3.0, 2),
+            (-1, 3_000_000_007, 3.0, 1), (-1, HIGH, 2.0, 2),
+            (0, HIGH - 1, 4.0, 1),
+            (HIGH, 0, 3.0, 1), (HIGH, HIGH, 2.0, 2),
+        ],
+        "user_id course_id rating rank",
+    )  # fmt: skip
