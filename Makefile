@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DATE ?= $(shell date +%F)
+# The newest day that is over (UTC): a day still going on is refused unless asked for (--partial-day).
+DATE ?= $(shell date -u -d yesterday +%F)
 RATINGS ?= 2000000
 WORKERS ?= 2
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, Databases
 
-from workflow import config, db, demo
+from workflow import config, datedir, db, demo
 
 REFERENCE = dt.date(2026, 11, 10)
 N_RATINGS = 1_000_000
@@ -119,8 +119,11 @@ def test_a_run_killed_at_any_point_leaves_nothing_partial_and_the_rerun_equals_a
         assert pq.read_table(target).num_rows >= 0
     assert date not in db.loaded_dates(databases.warehouse, [date])
     assert recommendations(databases, date).empty
+    if point == "parquet write":
+        assert datedir.stale_temporaries(folder), "the kill left no temporary file to clean up"
 
     assert_rerun_equals_clean_run(databases, date, large_source)
+    assert datedir.stale_temporaries(folder) == []  # the rerun removed what the killed run left
 
 
 def test_a_server_stopping_mid_run_fails_clearly_and_the_rerun_after_a_restart_completes(
@@ -193,7 +196,7 @@ def test_an_empty_source_never_replaces_the_recommendations_with_nothing(
 ) -> None:
     current = databases.warehouse_rows("SELECT count(*), max(recommendation_date) FROM recommendations")
     databases.query(databases.source, "TRUNCATE rating")
-    result = finish(REFERENCE + dt.timedelta(days=20))
+    result = finish(REFERENCE + dt.timedelta(days=10))  # newer than every loaded date, and over
     assert result.returncode == 30
     assert "source table 'public.rating' has no rows" in result.stderr
     assert databases.warehouse_rows("SELECT count(*), max(recommendation_date) FROM recommendations") == current

@@ -10,8 +10,8 @@ import sys
 
 import sqlalchemy as sa
 
-from workflow import config, db, demo, scheduler
-from workflow.tasks import run_records_dir
+from workflow import config, datedir, db, demo, scheduler
+from workflow.tasks import run_records_dirs
 
 
 def recommend(args: argparse.Namespace) -> None:
@@ -43,9 +43,9 @@ def invalidate(args: argparse.Namespace) -> None:
     warehouse = config.warehouse_url()
     for offset in range((last - args.date).days + 1):
         date = args.date + dt.timedelta(days=offset)
-        targets = config.date_dir(date)
-        had_targets = targets.exists()
-        shutil.rmtree(targets, ignore_errors=True)
+        with datedir.exclusive(date) as targets:  # never under a run of the date that is still going on
+            had_targets = targets.exists()
+            shutil.rmtree(targets, ignore_errors=True)
         had_load = db.forget_load(warehouse, date)
         print(
             f"{date}: removed {'targets' if had_targets else 'no targets'}, {'load marker' if had_load else 'no load'}"
@@ -53,20 +53,26 @@ def invalidate(args: argparse.Namespace) -> None:
 
 
 def status(args: argparse.Namespace) -> None:
-    """Print the date's run records (rows in and out, drops, duration, source state) and its warehouse load."""
-    records = sorted(run_records_dir(args.date).glob("*.json"), key=lambda path: path.stat().st_mtime)
+    """Print the date's run records, failed ones included, and whether the warehouse holds its load."""
+    folders = run_records_dirs(args.date)
+    records = [json.loads(path.read_text()) for folder in folders for path in folder.glob("*.json")]
     if not records:
-        print(f"{args.date}: no run records under {run_records_dir(args.date)}")
-    for path in records:
-        record = json.loads(path.read_text())
+        print(f"{args.date}: no run records under {folders[0]}")
+    for record in sorted(records, key=lambda record: record["finished_at"]):
         details = ", ".join(
             f"{key}={value}"
             for key, value in record.items()
-            if key not in ("task", "date", "finished_at", "duration_s")
+            if key not in ("task", "date", "status", "finished_at", "duration_s")
         )
-        print(f"{record['task']:<22} {record['finished_at']}  {record['duration_s']:>7.2f} s  {details}")
-    loaded = args.date in db.loaded_dates(config.warehouse_url(), [args.date])
-    print(f"warehouse: {args.date} {'loaded' if loaded else 'not loaded'}")
+        outcome = record.get("status", "done")
+        print(f"{record['task']:<22} {outcome:<6} {record['finished_at']}  {record['duration_s']:>7.2f} s  {details}")
+    url = config.warehouse_url()
+    if args.date in db.loaded_dates(url, [args.date]):
+        print(f"warehouse: {args.date} loaded")
+    elif args.date in db.loaded_dates(url, [args.date], include_partial=True):
+        print(f"warehouse: {args.date} loaded as a partial day (recomputed by the first run after it ends)")
+    else:
+        print(f"warehouse: {args.date} not loaded")
 
 
 def run_scheduler(args: argparse.Namespace) -> None:
@@ -111,6 +117,11 @@ def database(args: argparse.Namespace) -> None:
     print(f"warehouse: {config.safe_url(config.warehouse_url())}")
 
 
+def yesterday() -> dt.date:
+    """Return yesterday's date in UTC: the newest day that is over, and the default date of a run."""
+    return dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workflow", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -125,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--if-empty", action="store_true")
     command.add_argument(
-        "--until", type=dt.date.fromisoformat, default=dt.date.today(), help="last day of the ratings' year"
+        "--until", type=dt.date.fromisoformat, default=yesterday(), help="last day of the ratings' year (UTC)"
     )
     command.set_defaults(handler=demo_data)
 
@@ -135,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     command.set_defaults(handler=invalidate)
 
     command = commands.add_parser("status", help=status.__doc__)
-    command.add_argument("--date", type=dt.date.fromisoformat, required=True)
+    command.add_argument("--date", type=dt.date.fromisoformat, default=yesterday(), help="default: yesterday (UTC)")
     command.set_defaults(handler=status)
 
     command = commands.add_parser("scheduler", help=run_scheduler.__doc__)
@@ -155,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.handler(args)
-    except (ConnectionError, db.SourceDataError, RuntimeError) as error:
+    except (ConnectionError, db.SourceDataError, config.DatabaseURLError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

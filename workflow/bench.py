@@ -562,7 +562,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m workflow.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--ratings", type=int, default=2_000_000, help="ratings in the generated source")
     parser.add_argument("--repeat", type=int, help="runs to take medians of (3 up to 2M ratings, 1 above)")
-    parser.add_argument("--date", type=dt.date.fromisoformat, default=dt.date.today(), help="the run's date")
+    yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)  # the newest day that is over
+    parser.add_argument("--date", type=dt.date.fromisoformat, default=yesterday, help="the run's date")
     parser.add_argument("--workers", type=int, default=1, help="Luigi workers for our graph")
     parser.add_argument("--allow-configured-databases", action="store_true", help="use configured database URLs")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)

@@ -8,9 +8,9 @@ from configparser import InterpolationError
 from pathlib import Path
 
 import luigi
-from sqlalchemy.engine import make_url
 
 from workflow.embedded import EmbeddedServer
+from workflow.io.postgres import DatabaseURLError, driver_url, safe_url  # noqa: F401  (used as config.*)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,10 +44,11 @@ class source(luigi.Config):  # noqa: N801
 
 
 class connection(luigi.Config):  # noqa: N801
-    """How database connections retry while a server is unreachable ([connection] in luigi.cfg)."""
+    """How database connections retry while a server is starting or restarting ([connection] in luigi.cfg)."""
 
     attempts = luigi.IntParameter(default=5, description="connection attempts before the task fails")
     first_wait = luigi.FloatParameter(default=1.0, description="seconds before the first retry; doubles each time")
+    timeout = luigi.IntParameter(default=10, description="seconds one connection attempt may take (connect_timeout)")
 
 
 def output_dir() -> Path:
@@ -67,12 +68,12 @@ def embedded_server() -> EmbeddedServer:
 
 def _configured_url(option: str, env_var: str) -> str | None:
     if os.environ.get(env_var):
-        return os.environ[env_var]
+        return driver_url(os.environ[env_var], env_var)
     try:
         value = luigi.configuration.get_config().get("database", option, None)
     except InterpolationError:  # luigi.cfg says ${ENV_VAR} and the variable is unset
         return None
-    return value or None
+    return driver_url(value, f"[database] {option}") if value else None
 
 
 def _database_url(option: str, env_var: str, embedded_database: str) -> str:
@@ -93,8 +94,3 @@ def source_url() -> str:
 def warehouse_url() -> str:
     """Return the SQLAlchemy URL of the data warehouse."""
     return _database_url("dwh_url", "DWH_DATABASE_URL", "dwh")
-
-
-def safe_url(url: str) -> str:
-    """Return the URL with its password masked, for logs and messages."""
-    return make_url(url).render_as_string(hide_password=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,29 +52,54 @@ def sql(name: str) -> str:
 @contextmanager
 def connect(url: str) -> Iterator[Connection]:
     """Yield a connection inside a transaction that commits on success; each call opens its own engine."""
-    engine: Engine = sa.create_engine(url, poolclass=NullPool)
+    engine: Engine = sa.create_engine(
+        url, poolclass=NullPool, connect_args={"connect_timeout": config.connection().timeout}
+    )
     try:
         with _connect_with_retries(engine, url) as connection, connection.begin():
             yield connection
     except sa.exc.OperationalError as error:
-        raise ConnectionError(f"database {safe_url(url)}: {error.orig}".strip()) from None
+        raise ConnectionError(f"database {safe_url(url)}: {_reason(error)}") from None
     finally:
         engine.dispose()
 
 
+# What a server says while it is starting, stopping or restarting: worth waiting for. Anything else
+# (a wrong password, an unknown database, role or host, a timeout) will not heal by itself.
+TRANSIENT_FAILURES = (
+    "connection refused",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "server closed the connection unexpectedly",
+    "connection reset",
+    "sorry, too many clients already",
+    "terminating connection due to administrator command",
+)
+
+
+def _reason(error: sa.exc.DBAPIError) -> str:
+    """Return the server's or driver's reason for a failure as one line, without libpq's framing."""
+    text = " ".join(str(error.orig).split())
+    text = re.sub(r'^connection to server at "[^"]*"(?: \([^)]*\))?, port \d+ failed: ', "", text)
+    text = re.sub(r"\s*Is the server running on that host and accepting TCP/IP connections\?", "", text)
+    return text.replace("FATAL: ", "").strip()
+
+
 def _connect_with_retries(engine: Engine, url: str) -> Connection:
-    """Connect, retrying a bounded number of times with doubling waits ([connection] in luigi.cfg)."""
+    """Connect, retrying only failures that may heal (a server starting or restarting) ([connection] in luigi.cfg)."""
     settings = config.connection()
     for attempt in range(1, settings.attempts + 1):
         try:
             return engine.connect()
         except sa.exc.OperationalError as error:
+            reason = _reason(error)
+            if not any(failure in reason.lower() for failure in TRANSIENT_FAILURES):
+                raise ConnectionError(f"cannot connect to {safe_url(url)}: {reason}") from None
             if attempt == settings.attempts:
-                raise ConnectionError(
-                    f"cannot connect to {safe_url(url)} after {attempt} attempts: {str(error.orig).strip()}"
-                ) from None
+                raise ConnectionError(f"cannot connect to {safe_url(url)} after {attempt} attempts: {reason}") from None
             wait = settings.first_wait * 2 ** (attempt - 1)
-            log.warning("cannot connect to %s (attempt %d), retrying in %.1f s", safe_url(url), attempt, wait)
+            log.warning("cannot connect to %s (%s); retry %d in %.1f s", safe_url(url), reason, attempt, wait)
             time.sleep(wait)
     raise AssertionError("unreachable")
 
@@ -103,12 +129,14 @@ def extract_table(
     schema: str | None = None,
     timestamp_column: str | None = None,
     before: dt.datetime | None = None,
+    timestamp_as: str | None = None,
 ) -> tuple[pa.Table, bool]:
     """Return the given columns of a source table, read with one COPY, and whether it was read as of `before`.
 
-    When `timestamp_column` exists in the table, only rows stamped before `before` are read;
-    otherwise the whole table is (a snapshot). A missing table or column, a column of another type,
-    or an empty table raises SourceDataError naming it.
+    When `timestamp_column` exists in the table, only rows stamped before `before`, or not stamped
+    at all, are read, and with `timestamp_as` their stamp too, as a UTC timestamp column of that
+    name; otherwise the whole table is (a snapshot). A missing table or column, a column of another
+    type, or an empty table raises SourceDataError naming it.
     """
     # Names from configuration only ever reach SQL quoted by SQLAlchemy, never pasted in.
     query = sa.select(*(sa.column(name) for name in columns.names)).select_from(sa.table(table, schema=schema))
@@ -132,8 +160,16 @@ def extract_table(
                 raise SourceDataError(
                     f"source column {name}.{timestamp_column} has type {present[timestamp_column]}, not a timestamp"
                 )
-            query = query.where(sa.column(timestamp_column) < sa.literal(before, sa.DateTime(timezone=True)))
+            stamp = sa.column(timestamp_column)
+            query = query.where(sa.or_(stamp < sa.literal(before, sa.DateTime(timezone=True)), stamp.is_(None)))
+            if timestamp_as:
+                # As a timestamptz (a date or a timestamp without time zone counts as UTC), printed in UTC
+                # without an offset (`2026-11-24 10:00:00.123456`), which Arrow parses; `...+00` it does not.
+                in_utc = sa.func.timezone("UTC", sa.cast(stamp, sa.DateTime(timezone=True)))
+                query = query.add_columns(in_utc.label(timestamp_as))
+                columns = columns.append(pa.field(timestamp_as, pa.timestamp("us")))
         connection.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
+        connection.exec_driver_sql("SET LOCAL DateStyle = 'ISO'")
         buffer = _copy_out(connection, query)
     try:
         arrow = pacsv.read_csv(
@@ -145,6 +181,9 @@ def extract_table(
         )
     except pa.ArrowInvalid as error:
         raise SourceDataError(f"source table {name!r} holds a value of the wrong type: {error}") from None
+    if as_of and timestamp_as:
+        index = arrow.schema.get_field_index(timestamp_as)
+        arrow = arrow.set_column(index, timestamp_as, arrow.column(index).cast(pa.timestamp("us", tz="UTC")))
     if arrow.num_rows == 0:
         raise SourceDataError(
             f"source table {name!r} has no rows{' before ' + str(before) if as_of else ''}; "
@@ -210,17 +249,21 @@ class _ChunksReader(io.RawIOBase):
         return size
 
 
-def load_recommendations(url: str, date: dt.date, recommendations: pd.DataFrame, courses: pd.DataFrame) -> int:
+def load_recommendations(
+    url: str, date: dt.date, recommendations: pd.DataFrame, courses: pd.DataFrame, *, partial_day: bool = False
+) -> int:
     """Replace the date's recommendations, upsert the courses and mark the date loaded, in one transaction.
 
-    Return the number of rows loaded: 0 when another run loaded the date while this one waited.
+    Return the number of rows loaded: 0 when another run loaded the date while this one waited. A
+    partial day's load is marked partial, and the whole day's load replaces it.
     """
     with connect(url) as connection:
         # One load at a time: concurrent runs of a date queue here instead of interleaving.
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('workflow.load_recommendations'))"))
         connection.exec_driver_sql(sql("warehouse_schema"))
-        marker = sa.text("SELECT loaded_at FROM recommendation_loads WHERE recommendation_date = :date")
-        if connection.execute(marker, {"date": date}).first() is not None:
+        marker = sa.text("SELECT partial FROM recommendation_loads WHERE recommendation_date = :date")
+        loaded = connection.execute(marker, {"date": date}).first()
+        if loaded is not None and (partial_day or not loaded.partial):
             log.info("%s was loaded by another run meanwhile; nothing to do", date)
             return 0
         newest = connection.execute(sa.text("SELECT max(recommendation_date) FROM recommendation_loads")).scalar()
@@ -229,7 +272,11 @@ def load_recommendations(url: str, date: dt.date, recommendations: pd.DataFrame,
         # An older date's courses must not overwrite what the newest load wrote.
         connection.exec_driver_sql(sql("upsert_courses" if newest is None or date >= newest else "insert_new_courses"))
         _replace_partition(connection, date, recommendations)
-        counts = {"n_recommendations": len(recommendations), "n_users": int(recommendations["user_id"].nunique())}
+        counts = {
+            "n_recommendations": len(recommendations),
+            "n_users": int(recommendations["user_id"].nunique()),
+            "partial": partial_day,
+        }
         connection.execute(sa.text(sql("record_load")), {"recommendation_date": date, **counts})
     log.info("loaded %d recommendations for %s into %s", len(recommendations), date, safe_url(url))
     return len(recommendations)
@@ -260,13 +307,26 @@ def _replace_partition(connection: Connection, date: dt.date, recommendations: p
     connection.exec_driver_sql(f"ALTER TABLE daily_recommendations ATTACH PARTITION {partition} FOR VALUES IN ({day})")
 
 
-def loaded_dates(url: str, dates: list[dt.date]) -> set[dt.date]:
-    """Return those of the dates whose load the warehouse holds completed (one query for any number)."""
+def loaded_dates(url: str, dates: list[dt.date], *, include_partial: bool = False) -> set[dt.date]:
+    """Return those of the dates whose whole day's load (or any load, with include_partial) the warehouse holds."""
     with connect(url) as connection:
-        if not sa.inspect(connection).has_table("recommendation_loads"):
+        inspector = sa.inspect(connection)
+        if not inspector.has_table("recommendation_loads"):
             return set()
-        query = sa.text("SELECT recommendation_date FROM recommendation_loads WHERE recommendation_date = ANY(:dates)")
-        return set(connection.execute(query, {"dates": list(dates)}).scalars())
+        query = "SELECT recommendation_date FROM recommendation_loads WHERE recommendation_date = ANY(:dates)"
+        # A warehouse loaded before partial days existed has no such column: all its loads are whole days.
+        if not include_partial and "partial" in {c["name"] for c in inspector.get_columns("recommendation_loads")}:
+            query += " AND NOT partial"
+        return set(connection.execute(sa.text(query), {"dates": list(dates)}).scalars())
+
+
+def has_column(url: str, table: str, column: str, *, schema: str | None = None) -> bool:
+    """Return whether the source table exists and has the column."""
+    with connect(url) as connection:
+        inspector = sa.inspect(connection)
+        if not inspector.has_table(table, schema=schema):
+            return False
+        return column in {found["name"] for found in inspector.get_columns(table, schema=schema)}
 
 
 def forget_load(url: str, date: dt.date) -> bool:

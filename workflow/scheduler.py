@@ -36,7 +36,7 @@ def task_history_url() -> str:
     PostgreSQL, not SQLite: luigi 3.8.1's task history breaks on SQLite under SQLAlchemy 2 (spotify/luigi#3320).
     """
     if os.environ.get("LUIGI_TASK_HISTORY_URL"):
-        return os.environ["LUIGI_TASK_HISTORY_URL"]
+        return config.driver_url(os.environ["LUIGI_TASK_HISTORY_URL"], "LUIGI_TASK_HISTORY_URL")
     server = config.embedded_server()
     server.ensure_running()
     server.create_databases(TASK_HISTORY_DATABASE)

@@ -21,8 +21,11 @@ CREATE TABLE IF NOT EXISTS recommendation_loads (
     recommendation_date date        PRIMARY KEY,
     n_recommendations   bigint      NOT NULL,
     n_users             bigint      NOT NULL,
-    loaded_at           timestamptz NOT NULL DEFAULT now()
+    loaded_at           timestamptz NOT NULL DEFAULT now(),
+    -- A day not over yet, loaded on request: the first run after the day ends replaces it.
+    partial             boolean     NOT NULL DEFAULT false
 );
+ALTER TABLE recommendation_loads ADD COLUMN IF NOT EXISTS partial boolean NOT NULL DEFAULT false;
 
 -- The current recommendations: those of the newest loaded date.
 CREATE OR REPLACE VIEW recommendations AS

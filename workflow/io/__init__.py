@@ -1,0 +1,1 @@
+"""Input and output: PostgreSQL connections and COPY, parquet files."""
