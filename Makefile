@@ -9,14 +9,14 @@ WORKERS ?= 2
 
 SCHEDULER_PORT ?= 8082
 
-.PHONY: install run test browser bench lint db-start db-stop scheduler scheduler-stop clean
+.PHONY: install run test test-unit test-integration browser bench lint db-start db-stop scheduler scheduler-stop clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt setup.cfg pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
@@ -25,8 +25,16 @@ run: install
 	$(BIN)/luigi --module workflow RecommendationsTask --date $(DATE) --local-scheduler --workers $(WORKERS)
 	$(BIN)/python -m workflow summary
 
-test: install browser
+# Every test: tests/unit (no database, seconds) and tests/integration (a real PostgreSQL). Browser tests
+# run when chromium is there (`make browser` installs it) and skip, saying why, when it is not.
+test: install
 	$(BIN)/python -m pytest
+
+test-unit: install
+	$(BIN)/python -m pytest -m unit
+
+test-integration: install
+	$(BIN)/python -m pytest -m integration
 
 # Debian's chromium and chromedriver for the visualizer test, which skips itself when they are missing.
 browser:
@@ -39,11 +47,11 @@ browser:
 
 # Our graph against the case study's approach; `make bench RATINGS=20000000` for the large size.
 bench: install
-	$(BIN)/python -m workflow.bench --ratings $(RATINGS)
+	$(BIN)/python benchmarks/bench.py --ratings $(RATINGS)
 
 lint: install
-	$(BIN)/ruff check --config config/ruff.toml workflow tests
-	$(BIN)/ruff format --check --config config/ruff.toml workflow tests
+	$(BIN)/ruff check --config config/ruff.toml workflow tests benchmarks
+	$(BIN)/ruff format --check --config config/ruff.toml workflow tests benchmarks
 
 db-start: install
 	$(BIN)/python -m workflow db start

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 from collections.abc import Iterator
@@ -17,14 +16,31 @@ import sqlalchemy as sa
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 
-# The tests' small data sets hold invalid rows on purpose: allow up to half of a table to be invalid
-# (the 1% default is tested on its own); and give up on an unreachable server after 0.6 s, not 15.
-# Set before luigi is imported, for in-process and child runs.
 TEST_CONFIG = REPO / "output" / f"pytest-{os.getpid()}.cfg"
-TEST_CONFIG.parent.mkdir(exist_ok=True)
-TEST_CONFIG.write_text("[rules]\nmax_invalid_share = 0.5\n[connection]\nattempts = 3\nfirst_wait = 0.2\n")
-os.environ["LUIGI_CONFIG_PATH"] = str(TEST_CONFIG)
-atexit.register(TEST_CONFIG.unlink, missing_ok=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Write the tests' luigi settings, before any test module imports luigi (in-process and child runs read them).
+
+    The tests' small data sets hold invalid rows on purpose: up to half of a table may be invalid
+    (the 1% default is tested on its own); an unreachable server is given up after 0.6 s, not 15.
+    """
+    TEST_CONFIG.parent.mkdir(exist_ok=True)
+    TEST_CONFIG.write_text("[rules]\nmax_invalid_share = 0.5\n[connection]\nattempts = 3\nfirst_wait = 0.2\n")
+    os.environ["LUIGI_CONFIG_PATH"] = str(TEST_CONFIG)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the tests' luigi settings file."""
+    TEST_CONFIG.unlink(missing_ok=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its folder: `unit` (no database, seconds) or `integration` (real PostgreSQL)."""
+    for item in items:
+        folder = item.path.parent.name
+        if folder in ("unit", "integration"):
+            item.add_marker(getattr(pytest.mark, folder))
 
 
 @dataclass
@@ -58,16 +74,16 @@ def databases() -> Iterator[Databases]:
     shutil.rmtree(output, ignore_errors=True)
     output.mkdir(mode=0o755, parents=True)
     os.environ["WORKFLOW_OUTPUT_DIR"] = str(output)
-    from workflow import config  # noqa: PLC0415  (after WORKFLOW_OUTPUT_DIR is set)
+    from workflow import databases  # noqa: PLC0415  (after WORKFLOW_OUTPUT_DIR is set)
 
     external = bool(os.environ.get("SOURCE_DATABASE_URL") and os.environ.get("DWH_DATABASE_URL"))
     if not external:
-        config.embedded_server().ensure_running()
+        databases.embedded_server().ensure_running()
     try:
-        yield Databases(source=config.source_url(), warehouse=config.warehouse_url(), output=output)
+        yield Databases(source=databases.source_url(), warehouse=databases.warehouse_url(), output=output)
     finally:
         if not external:
-            config.embedded_server().remove()  # stops it and deletes its cluster, wherever it lives
+            databases.embedded_server().remove()  # stops it and deletes its cluster, wherever it lives
         shutil.rmtree(output, ignore_errors=True)
 
 

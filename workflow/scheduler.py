@@ -10,14 +10,16 @@ import time
 import urllib.request
 from pathlib import Path
 
-from workflow import config
+from workflow import databases
+from workflow.core.outputs import PROJECT_ROOT, output_dir
+from workflow.io.urls import driver_url
 
 TASK_HISTORY_DATABASE = "luigi_task_history"
 
 
 def scheduler_dir() -> Path:
     """Return the folder of luigid's pid file, log and saved state."""
-    return config.output_dir() / "luigid"
+    return output_dir() / "luigid"
 
 
 def running_pid() -> int | None:
@@ -36,8 +38,8 @@ def task_history_url() -> str:
     PostgreSQL, not SQLite: luigi 3.8.1's task history breaks on SQLite under SQLAlchemy 2 (spotify/luigi#3320).
     """
     if os.environ.get("LUIGI_TASK_HISTORY_URL"):
-        return config.driver_url(os.environ["LUIGI_TASK_HISTORY_URL"], "LUIGI_TASK_HISTORY_URL")
-    server = config.embedded_server()
+        return driver_url(os.environ["LUIGI_TASK_HISTORY_URL"], "LUIGI_TASK_HISTORY_URL")
+    server = databases.embedded_server()
     server.ensure_running()
     server.create_databases(TASK_HISTORY_DATABASE)
     return server.url(TASK_HISTORY_DATABASE)
@@ -57,7 +59,7 @@ def start(port: int, address: str = "127.0.0.1") -> int:
         process = subprocess.Popen(
             [str(luigid), "--port", str(port), "--address", address, "--state-path", str(folder / "state.pickle")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=config.PROJECT_ROOT, env=environment, start_new_session=True,
+            cwd=PROJECT_ROOT, env=environment, start_new_session=True,
         )  # fmt: skip
     (folder / "luigid.pid").write_text(f"{process.pid}\n")
     deadline = time.monotonic() + 30

@@ -1,32 +1,93 @@
-"""PostgreSQL URLs: the installed driver named, passwords hidden."""
+"""PostgreSQL connections: retried only while a server may be starting, failing in one line otherwise."""
 
 from __future__ import annotations
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
 
-# PostgreSQL URLs may name no driver (the case study's `postgresql://`, so SQLAlchemy 2.1 would pick
-# psycopg 3), psycopg 3 or psycopg2: all of them mean the psycopg2 driver installed with the project.
-POSTGRES_DRIVER_ALIASES = {"postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2", "postgres+psycopg2"}
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
+
+from workflow import config
+from workflow.errors import DatabaseUnavailableError
+from workflow.io.urls import safe_url
+
+log = logging.getLogger("luigi-interface.workflow.postgres")
 
 
-class DatabaseURLError(ValueError):
-    """A configured database URL cannot be parsed."""
-
-
-def driver_url(url: str, origin: str = "database URL") -> str:
-    """Return the URL with the installed PostgreSQL driver named (psycopg2), whichever PostgreSQL form it had."""
+@contextmanager
+def connect(url: str) -> Iterator[Connection]:
+    """Yield a connection inside a transaction that commits on success; each call opens its own engine."""
+    engine: Engine = sa.create_engine(
+        url, poolclass=NullPool, connect_args={"connect_timeout": config.connection().timeout}
+    )
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise DatabaseURLError(
-            f"{origin} is not a database URL like postgresql://user:password@host:5432/database"
-        ) from None
-    if parsed.drivername in POSTGRES_DRIVER_ALIASES:
-        parsed = parsed.set(drivername="postgresql+psycopg2")
-    return parsed.render_as_string(hide_password=False)
+        with _connect_with_retries(engine, url) as connection, connection.begin():
+            yield connection
+    except sa.exc.OperationalError as error:
+        raise DatabaseUnavailableError(f"database {safe_url(url)}: {_reason(error)}") from None
+    finally:
+        engine.dispose()
 
 
-def safe_url(url: str) -> str:
-    """Return the URL with its password masked, for logs and messages."""
-    return make_url(url).render_as_string(hide_password=True)
+# What a server says while it is starting, stopping or restarting: worth waiting for. Anything else
+# (a wrong password, an unknown database, role or host, a timeout) will not heal by itself.
+TRANSIENT_FAILURES = (
+    "connection refused",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "server closed the connection unexpectedly",
+    "connection reset",
+    "sorry, too many clients already",
+    "terminating connection due to administrator command",
+)
+
+
+def _reason(error: sa.exc.DBAPIError) -> str:
+    """Return the server's or driver's reason for a failure as one line, without libpq's framing."""
+    text = " ".join(str(error.orig).split())
+    text = re.sub(r'^connection to server at "[^"]*"(?: \([^)]*\))?, port \d+ failed: ', "", text)
+    text = re.sub(r"\s*Is the server running on that host and accepting TCP/IP connections\?", "", text)
+    return text.replace("FATAL: ", "").strip()
+
+
+def _connect_with_retries(engine: Engine, url: str) -> Connection:
+    """Connect, retrying only failures that may heal (a server starting or restarting) ([connection] in luigi.cfg)."""
+    settings = config.connection()
+    for attempt in range(1, settings.attempts + 1):
+        try:
+            return engine.connect()
+        except sa.exc.OperationalError as error:
+            reason = _reason(error)
+            if not any(failure in reason.lower() for failure in TRANSIENT_FAILURES):
+                raise DatabaseUnavailableError(f"cannot connect to {safe_url(url)}: {reason}") from None
+            if attempt == settings.attempts:
+                raise DatabaseUnavailableError(
+                    f"cannot connect to {safe_url(url)} after {attempt} attempts: {reason}"
+                ) from None
+            wait = settings.first_wait * 2 ** (attempt - 1)
+            log.warning("cannot connect to %s (%s); retry %d in %.1f s", safe_url(url), reason, attempt, wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def has_column(url: str, table: str, column: str, *, schema: str | None = None) -> bool:
+    """Return whether the source table exists and has the column."""
+    with connect(url) as connection:
+        inspector = sa.inspect(connection)
+        if not inspector.has_table(table, schema=schema):
+            return False
+        return column in {found["name"] for found in inspector.get_columns(table, schema=schema)}
+
+
+@cache
+def read_sql(folder: Path, name: str) -> str:
+    """Return the text of `<folder>/<name>.sql`."""
+    return (folder / f"{name}.sql").read_text()

@@ -9,15 +9,16 @@ whole int64 range (negative, zero, up to 2**63 - 1, sparse or close together).
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 from itertools import pairwise
 
 import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference import Row, expected_clean, expected_top, expected_validate, is_missing, plain, rated_pairs
 
-from workflow import transforms
+from workflow.pipelines.courses import rules
 
 RATING_COLUMNS = ["user_id", "course_id", "rating"]
 STAMPED_COLUMNS = [*RATING_COLUMNS, "rated_at"]
@@ -28,109 +29,6 @@ PROPERTY = settings(max_examples=150, deadline=None)
 ONE_RUN = settings(max_examples=120, deadline=None)  # tests that run the pipeline once an example
 TWO_RUNS = settings(max_examples=50, deadline=None)  # tests that run the pipeline twice an example
 
-Row = tuple[object, ...]
-
-# --- the rules, the slow way -----------------------------------------------------------------
-
-
-def is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def plain(value: object) -> object:
-    """A frame cell as a comparable plain value: None when missing."""
-    return None if pd.isna(value) else value
-
-
-def expected_clean(rows: list[Row], fill: str) -> tuple[list[Row], list[Row]]:
-    """Return the cleaned courses sorted by id, and (course_id, title, reason) of each set aside, in input order."""
-    copies = Counter(int(row[0]) for row in rows if not is_missing(row[0]))
-    cleaned, quarantined = [], []
-    for course_id, title, description, language in rows:
-        if is_missing(course_id):
-            quarantined.append((None, title, "missing_course_id"))
-        elif copies[int(course_id)] > 1:
-            quarantined.append((int(course_id), title, "duplicate_course_id"))
-        else:
-            text = language.strip() if isinstance(language, str) else ""
-            cleaned.append((int(course_id), title, description, (text or fill).lower()))
-    return sorted(cleaned, key=lambda row: row[0]), quarantined
-
-
-def first_broken_rule(row: Row, course_ids: set[int], low: float, high: float) -> str | None:
-    """Return the first rule a single row breaks, or None (the rules about other rows come after)."""
-    user, course, rating, *stamp = row
-    if is_missing(user) or is_missing(course) or is_missing(rating):
-        return "missing_value"
-    if stamp and is_missing(stamp[0]):
-        return "missing_timestamp"
-    if course not in course_ids:
-        return "unknown_course"
-    if not low <= rating <= high:
-        return "rating_out_of_range"
-    return None
-
-
-def expected_validate(rows: list[Row], course_ids: set[int], low: float, high: float) -> tuple[list[Row], list[Row]]:
-    """Return the valid (user, course, rating) rows, and each other row with its reason, both in input order.
-
-    Rows are (user, course, rating), or (user, course, rating, rated_at) when the extract has timestamps.
-    """
-    stamped = bool(rows) and len(rows[0]) == len(STAMPED_COLUMNS)
-    first_failed = [first_broken_rule(row, course_ids, low, high) for row in rows]
-    # The stamps of each pair's copies that break no rule so far: the strictly latest alone is the rating.
-    copies: dict[tuple, list] = defaultdict(list)
-    for row, failed in zip(rows, first_failed, strict=True):
-        if failed is None:
-            copies[(row[0], row[1])].append(row[3] if stamped else None)
-    valid, quarantined = [], []
-    for row, failed in zip(rows, first_failed, strict=True):
-        stamps = copies[(row[0], row[1])]
-        reason = failed
-        if failed is None and len(stamps) > 1:
-            if stamped and row[3] < max(stamps):
-                reason = "superseded"
-            elif not stamped or stamps.count(row[3]) > 1:
-                reason = "duplicate_pair"
-        if reason is None:
-            valid.append((row[0], row[1], float(row[2])))
-        else:
-            quarantined.append((*(None if is_missing(v) else v for v in row), reason))
-    return valid, quarantined
-
-
-def expected_top(
-    rating_rows: list[Row], course_rows: list[Row], fill: str, low: float, high: float, *, per_user: int = 3
-) -> list[Row]:
-    """Return (user_id, course_id, average, rank) of each user's best unrated courses of their languages."""
-    cleaned, _ = expected_clean(course_rows, fill)
-    language = {row[0]: row[3] for row in cleaned}
-    valid, _ = expected_validate(rating_rows, set(language), low, high)
-    sums: dict[int, float] = defaultdict(float)
-    counts: Counter[int] = Counter()
-    rated_validly: dict[int, set[int]] = defaultdict(set)
-    for user, course, rating in valid:
-        sums[course] += rating
-        counts[course] += 1
-        rated_validly[user].add(course)
-    # Rated: any row holding the user and the course, whatever else it holds or lacks.
-    rated = rated_pairs(rating_rows)
-    average = {course: sums[course] / counts[course] for course in counts}
-    top = []
-    for user in sorted(rated_validly):
-        per_language = Counter(language[course] for course in rated_validly[user])
-        most = max(per_language.values())
-        languages = {name for name, n in per_language.items() if n == most}
-        eligible = [c for c in average if language[c] in languages and (user, c) not in rated]
-        eligible.sort(key=lambda course: (-average[course], course))
-        top += [(user, c, average[c], rank) for rank, c in enumerate(eligible[:per_user], start=1)]
-    return top
-
-
-def rated_pairs(rating_rows: list[Row]) -> set[tuple[int, int]]:
-    """Return the (user, course) of every row that holds both."""
-    return {(row[0], row[1]) for row in rating_rows if not is_missing(row[0]) and not is_missing(row[1])}
-
 
 # --- the transforms, as the workflow chains them ---------------------------------------------
 
@@ -139,17 +37,17 @@ def pipeline(
     ratings: pd.DataFrame, courses: pd.DataFrame, fill: str, low: float, high: float, *, per_user: int = 3
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the valid ratings and the top recommendations."""
-    cleaned, _ = transforms.clean_courses(courses, fill)
-    valid, _ = transforms.validate_ratings(ratings, cleaned["course_id"], low, high)
-    averages = transforms.average_course_ratings(valid)
-    candidates = transforms.courses_to_recommend(
+    cleaned, _ = rules.clean_courses(courses, fill)
+    valid, _ = rules.validate_ratings(ratings, cleaned["course_id"], low, high)
+    averages = rules.average_course_ratings(valid)
+    candidates = rules.courses_to_recommend(
         valid[["user_id", "course_id"]],
         cleaned[["course_id", "programming_language"]],
         averages,
         per_language=per_user,
         rated=ratings[["user_id", "course_id"]],
     )
-    return valid, transforms.top_recommendations(candidates, per_user=per_user)
+    return valid, rules.top_recommendations(candidates, per_user=per_user)
 
 
 def rows_of(frame: pd.DataFrame) -> list[Row]:
@@ -282,7 +180,7 @@ def test_validate_ratings_matches_the_rules(
     rows, course_ids = inputs
     low, high = bounds
     ratings = to_frame(rows, None, as_object)
-    valid, quarantined = transforms.validate_ratings(ratings, pd.Series(sorted(course_ids), dtype="int64"), low, high)
+    valid, quarantined = rules.validate_ratings(ratings, pd.Series(sorted(course_ids), dtype="int64"), low, high)
     expected_valid, expected_quarantined = expected_validate(rows, course_ids, low, high)
     assert list(valid.columns) == RATING_COLUMNS
     assert valid.dtypes.astype(str).tolist() == ["int64", "int64", "float64"]
@@ -295,7 +193,7 @@ def test_validate_ratings_matches_the_rules(
 @given(rows=course_rows(mostly_clean=False), ids=id_maps(8), fill=FILLS, as_object=st.booleans())
 def test_clean_courses_matches_the_rules(rows: list[Row], ids: dict[int, int], fill: str, as_object: bool) -> None:
     rows = renamed(rows, {0: ids})
-    cleaned, quarantined = transforms.clean_courses(to_frame(rows, COURSE_COLUMNS, as_object), fill)
+    cleaned, quarantined = rules.clean_courses(to_frame(rows, COURSE_COLUMNS, as_object), fill)
     expected_cleaned, expected_quarantined = expected_clean(rows, fill)
     assert list(cleaned.columns) == COURSE_COLUMNS
     assert str(cleaned["course_id"].dtype) == "int64"
@@ -389,25 +287,25 @@ def test_no_ratings_give_empty_outputs_with_their_columns() -> None:
         pd.DataFrame({"user_id": [], "course_id": [], "rating": []}, dtype="float64"),
         pd.DataFrame({"user_id": [], "course_id": [], "rating": []}, dtype="int64"),
     ):
-        cleaned, _ = transforms.clean_courses(to_frame(SOME_COURSES, COURSE_COLUMNS, False), "R")
-        valid, quarantined = transforms.validate_ratings(ratings, cleaned["course_id"], 1, 5)
+        cleaned, _ = rules.clean_courses(to_frame(SOME_COURSES, COURSE_COLUMNS, False), "R")
+        valid, quarantined = rules.validate_ratings(ratings, cleaned["course_id"], 1, 5)
         assert_empty(valid, RATING_COLUMNS)
         assert_empty(quarantined, [*RATING_COLUMNS, "reason"])
-        averages = transforms.average_course_ratings(valid)
+        averages = rules.average_course_ratings(valid)
         assert_empty(averages, ["course_id", "average_rating", "n_ratings"])
-        candidates = transforms.courses_to_recommend(
+        candidates = rules.courses_to_recommend(
             valid[["user_id", "course_id"]], cleaned[["course_id", "programming_language"]], averages
         )
         assert_empty(candidates, ["user_id", "course_id", "rating"])
-        assert_empty(transforms.top_recommendations(candidates), TOP_COLUMNS)
+        assert_empty(rules.top_recommendations(candidates), TOP_COLUMNS)
 
 
 def test_no_courses_give_empty_outputs_with_their_columns_and_every_rating_an_unknown_course() -> None:
-    cleaned, quarantined = transforms.clean_courses(pd.DataFrame(columns=COURSE_COLUMNS), "R")
+    cleaned, quarantined = rules.clean_courses(pd.DataFrame(columns=COURSE_COLUMNS), "R")
     assert_empty(cleaned, COURSE_COLUMNS)
     assert_empty(quarantined, [*COURSE_COLUMNS, "reason"])
     ratings = to_frame(SOME_RATINGS, RATING_COLUMNS, False)
-    valid, quarantined = transforms.validate_ratings(ratings, cleaned["course_id"], 1, 5)
+    valid, quarantined = rules.validate_ratings(ratings, cleaned["course_id"], 1, 5)
     assert_empty(valid, RATING_COLUMNS)
     assert quarantined["reason"].tolist() == ["unknown_course"] * len(SOME_RATINGS)
     _, top = pipeline(ratings, pd.DataFrame(columns=COURSE_COLUMNS), "R", 1, 5)

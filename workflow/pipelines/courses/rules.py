@@ -1,54 +1,15 @@
-"""Pure transforms of the recommendation workflow: DataFrames in, DataFrames out, no I/O."""
+"""The courses pipeline's rules, pure: frames in, frames out, no database, file or configuration."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-COURSE_COLUMNS = ["course_id", "title", "description", "programming_language"]
-RATING_COLUMNS = ["user_id", "course_id", "rating"]
-# The extract's timestamp of a rating (UTC), whatever the source calls it ([source] rating_timestamp_column).
-RATED_AT = "rated_at"
-
-# In the order the logs and run records count them (the checks run in the order validate_ratings lists).
-RATING_REASONS = [
-    "missing_value", "unknown_course", "rating_out_of_range", "duplicate_pair", "missing_timestamp", "superseded",
-]  # fmt: skip
-COURSE_REASONS = ["missing_course_id", "duplicate_course_id"]
-# Rows set aside because a newer copy replaced them, not because they break a rule: they do not
-# count toward [rules] max_invalid_share.
-UNCOUNTED_REASONS = ["superseded"]
-INT64_MAX = int(np.iinfo(np.int64).max)
-
-
-class InvalidSourceDataError(ValueError):
-    """Too many source rows break the rules for the run to go on."""
-
-
-def _set_aside(
-    frame: pd.DataFrame, checks: list[tuple[str, np.ndarray]], kept_columns: list[str] | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split a frame into the rows that pass every check (with kept_columns only, when given) and the others.
-
-    The others get the first check they fail as `reason`.
-    """
-    first_failed = np.zeros(len(frame), dtype=np.int8)  # 0: passed every check, i: failed check i first
-    for number, (_, failed) in enumerate(checks, start=1):
-        first_failed[(first_failed == 0) & failed] = number
-    failed_any = first_failed > 0
-    names = np.array([name for name, _ in checks], dtype=object)
-    quarantined = frame[failed_any].assign(reason=names[first_failed[failed_any] - 1])
-    kept = frame[~failed_any] if kept_columns is None else frame.loc[~failed_any, kept_columns]
-    return kept, quarantined.reset_index(drop=True)
-
-
-def reason_counts(quarantined: pd.DataFrame, reasons: list[str]) -> dict[str, int]:
-    """Return how many rows were set aside for each reason, zeros included."""
-    counts = quarantined["reason"].value_counts()
-    return {reason: int(counts.get(reason, 0)) for reason in reasons}
+from workflow.core.ids import codes, combine, int64_ids, positions
+from workflow.core.quality import split_by_checks
+from workflow.pipelines.courses.schemas import COURSE_COLUMNS, RATED_AT, RATING_COLUMNS
 
 
 def clean_courses(courses: pd.DataFrame, language_fill: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -60,7 +21,9 @@ def clean_courses(courses: pd.DataFrame, language_fill: str) -> tuple[pd.DataFra
     courses = courses[COURSE_COLUMNS]
     missing_id = courses["course_id"].isna().to_numpy()
     repeated_id = ~missing_id & courses["course_id"].duplicated(keep=False).to_numpy()
-    kept, quarantined = _set_aside(courses, [("missing_course_id", missing_id), ("duplicate_course_id", repeated_id)])
+    kept, quarantined = split_by_checks(
+        courses, [("missing_course_id", missing_id), ("duplicate_course_id", repeated_id)]
+    )
     language = kept["programming_language"].astype("string").str.strip()
     language = language.where(language.notna() & (language != ""), language_fill)
     cleaned = kept.assign(
@@ -89,20 +52,20 @@ def validate_ratings(
     missing = ratings[RATING_COLUMNS].isna().any(axis=1).to_numpy()
     no_stamp = ratings[RATED_AT].isna().to_numpy() if stamped else np.zeros(len(ratings), dtype=bool)
     known_courses = np.unique(np.asarray(course_ids, dtype=np.int64))
-    course = _positions(known_courses, _int64(ratings["course_id"]))
+    course = positions(known_courses, int64_ids(ratings["course_id"]))
     rating = ratings["rating"].to_numpy(dtype="float64", na_value=np.nan)
     out_of_range = (rating < min_rating) | (rating > max_rating)
     unknown_course = course < 0
     valid_so_far = ~(missing | no_stamp | unknown_course | out_of_range)
-    (users,), coding = _codes(_int64(ratings["user_id"])[valid_so_far])
-    pair_keys = _combine(users, coding.size, course[valid_so_far], len(known_courses))
+    (users,), coding = codes(int64_ids(ratings["user_id"])[valid_so_far])
+    pair_keys = combine(users, coding.size, course[valid_so_far], len(known_courses))
     del users, course
     stamps = pd.to_datetime(ratings[RATED_AT], utc=True).array.asi8 if stamped else None  # a view, no copy
     superseded, duplicate = np.zeros(len(ratings), dtype=bool), np.zeros(len(ratings), dtype=bool)
     superseded[valid_so_far], duplicate[valid_so_far] = _repeated_copies(
         pair_keys, None if stamps is None else lambda rows: stamps[np.flatnonzero(valid_so_far)[rows]]
     )
-    valid, quarantined = _set_aside(
+    valid, quarantined = split_by_checks(
         ratings,
         [
             ("missing_value", missing),
@@ -144,93 +107,6 @@ def _repeated_copies(
     return superseded, duplicate
 
 
-@dataclass(frozen=True)
-class _Coding:
-    """How int64 ids of one kind became codes 0 <= code < size, equal exactly when the ids are."""
-
-    size: int
-    lowest: int  # code = id - lowest, when `uniques` is None
-    uniques: np.ndarray | None  # otherwise id = uniques[code]
-
-    def ids(self, codes: np.ndarray) -> np.ndarray:
-        """Return the ids the codes stand for."""
-        return codes + self.lowest if self.uniques is None else self.uniques[codes]
-
-
-def _codes(*arrays: np.ndarray) -> tuple[list[np.ndarray], _Coding]:
-    """Return the int64 ids of the arrays as codes, in the ids' order, below a size proportional to their number.
-
-    Dense ids (spanning at most about twice their number) become id - lowest, which costs nothing;
-    others, any int64 ids (negative, huge, sparse), are numbered by hashing (pd.factorize).
-    """
-    arrays = tuple(np.asarray(ids, dtype=np.int64) for ids in arrays)
-    present = [ids for ids in arrays if len(ids)]
-    if not present:
-        return list(arrays), _Coding(0, 0, None)
-    lowest, highest = min(int(ids.min()) for ids in present), max(int(ids.max()) for ids in present)
-    n_values = sum(len(ids) for ids in arrays)
-    if highest - lowest < 2 * n_values + 1024:  # Python ints: no overflow, whatever the ids
-        return [ids - lowest for ids in arrays], _Coding(highest - lowest + 1, lowest, None)
-    codes, uniques = pd.factorize(np.concatenate(arrays), sort=True)
-    parts = np.split(codes.astype(np.int64), np.cumsum([len(ids) for ids in arrays])[:-1])
-    return parts, _Coding(len(uniques), 0, np.asarray(uniques, dtype=np.int64))
-
-
-def _int64(ids: pd.Series) -> np.ndarray:
-    """Return a column of ids as int64 (missing ones as 0), without a copy when it is int64 already."""
-    return ids.to_numpy() if ids.dtype == np.int64 else ids.to_numpy(dtype="int64", na_value=0)
-
-
-def _positions(known: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Return each id's position in `known` (distinct int64 ids), or -1 for the ids not in it."""
-    known, ids = np.asarray(known, dtype=np.int64), np.asarray(ids, dtype=np.int64)
-    if not len(known):
-        return np.full(len(ids), -1, dtype=np.int64)
-    lowest, highest = int(known.min()), int(known.max())
-    if highest - lowest >= 2 * len(known) + 1024:  # sparse ids: a hash lookup, exact for any int64
-        return pd.Index(known).get_indexer(ids).astype(np.int64)
-    # Dense ids: a table over their range (at most about twice their number), faster than hashing.
-    table = np.full(highest - lowest + 1, -1, dtype=np.int64)
-    table[known - lowest] = np.arange(len(known))
-    inside = (ids >= lowest) & (ids <= highest)
-    if inside.all():
-        return table[ids - lowest]
-    positions = np.full(len(ids), -1, dtype=np.int64)
-    positions[inside] = table[ids[inside] - lowest]
-    return positions
-
-
-def _combine(codes: np.ndarray, size: int, other: np.ndarray, width: int) -> np.ndarray:
-    """Return one int64 key per (code, other) pair, codes below `size` and other in [0, width): code * width + other."""
-    width = max(width, 1)
-    if size * width > INT64_MAX:  # codes grow with the rows: unreachable for data that fits in memory
-        raise OverflowError(f"{size:,} x {width:,} pair keys do not fit in 64 bits")
-    keys = codes * width
-    keys += other
-    return keys
-
-
-def check_invalid_share(table: str, n_rows: int, quarantined: pd.DataFrame, max_share: float) -> None:
-    """Raise InvalidSourceDataError naming the table, the counts per reason and a few rows when too many are invalid.
-
-    Rows set aside for one of UNCOUNTED_REASONS (older copies of a re-rated pair) are not invalid:
-    they count neither toward the share nor in the message's counts, which mentions them apart.
-    """
-    invalid = quarantined[~quarantined["reason"].isin(UNCOUNTED_REASONS).to_numpy()]
-    if n_rows == 0 or len(invalid) / n_rows <= max_share:
-        return
-    counts = invalid["reason"].value_counts()
-    examples = invalid.groupby("reason", sort=True).head(1).head(3).to_dict("records")
-    uncounted = quarantined.loc[quarantined["reason"].isin(UNCOUNTED_REASONS).to_numpy(), "reason"].value_counts()
-    raise InvalidSourceDataError(
-        f"{table}: {len(invalid):,} of {n_rows:,} rows ({len(invalid) / n_rows:.2%}) break the rules, "
-        f"more than the {max_share:.2%} allowed ([rules] max_invalid_share): "
-        + ", ".join(f"{count:,} {reason}" for reason, count in counts.items())
-        + "".join(f" (and {count:,} {reason}, not counted)" for reason, count in uncounted.items())
-        + f"; for example {examples}"
-    )
-
-
 def average_course_ratings(ratings: pd.DataFrame) -> pd.DataFrame:
     """Return each rated course's mean rating (`average_rating`) and number of ratings, by course_id."""
     grouped = ratings.groupby("course_id", sort=True)["rating"]
@@ -241,7 +117,7 @@ def average_course_ratings(ratings: pd.DataFrame) -> pd.DataFrame:
 def user_languages(ratings: pd.DataFrame, courses: pd.DataFrame) -> pd.DataFrame:
     """Return each user's languages: every language tied for the most ratings by that user, with that count."""
     course_ids, course_language, names = _course_languages(courses)
-    (users,), coding = _codes(ratings["user_id"].to_numpy(dtype="int64"))
+    (users,), coding = codes(ratings["user_id"].to_numpy(dtype="int64"))
     language = _language_of(course_ids, course_language, ratings["course_id"])
     user, top, n_rated = _top_languages(users, coding.size, language, len(names))
     return pd.DataFrame(
@@ -265,7 +141,7 @@ def _course_languages(courses: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd
 
 def _language_of(course_ids: np.ndarray, course_language: np.ndarray, ids: pd.Series) -> np.ndarray:
     """Return the language code of each course id, or -1 for ids that are not among the courses."""
-    return _at(course_language, _positions(course_ids, ids.to_numpy(dtype="int64")))
+    return _at(course_language, positions(course_ids, ids.to_numpy(dtype="int64")))
 
 
 def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -280,9 +156,9 @@ def _count_pairs(users: np.ndarray, n_users: int, language: np.ndarray, n_langua
     width = max(n_languages, 1)
     known = language >= 0
     if known.all():
-        keys = _combine(users, n_users, language, width)
+        keys = combine(users, n_users, language, width)
     else:
-        keys = _combine(users[known], n_users, language[known], width)
+        keys = combine(users[known], n_users, language[known], width)
     del known
     if n_users * width <= 4 * len(keys) + 1024:  # dense keys: an array of counts, ten times faster than hashing
         counts = np.bincount(keys, minlength=n_users * width)
@@ -335,16 +211,16 @@ def courses_to_recommend(
     course_ids, course_language, names = _course_languages(courses)
     n_languages = len(names)
     rated = ratings if rated is None else rated
-    rated_users, rated_courses = _int64(rated["user_id"]), _int64(rated["course_id"])
+    rated_users, rated_courses = int64_ids(rated["user_id"]), int64_ids(rated["course_id"])
     if rated["user_id"].hasnans or rated["course_id"].hasnans:
         both = rated[["user_id", "course_id"]].notna().all(axis=1).to_numpy()
         rated_users, rated_courses = rated_users[both], rated_courses[both]
-    (valid_users, rated_users), coding = _codes(ratings["user_id"].to_numpy(dtype="int64"), rated_users)
+    (valid_users, rated_users), coding = codes(ratings["user_id"].to_numpy(dtype="int64"), rated_users)
     user, language, n_rated = _top_languages(
         valid_users, coding.size, _language_of(course_ids, course_language, ratings["course_id"]), n_languages
     )
     del valid_users
-    rated_course = _positions(course_ids, rated_courses)
+    rated_course = positions(course_ids, rated_courses)
     del rated_courses
     # The (user, language) group of each rated row, when it is one of the user's languages, else -1.
     rated_group = _group_of(
@@ -366,7 +242,7 @@ def courses_to_recommend(
     # A candidate is rated when a rated row holds its user and course: mark the candidate row each
     # rated row falls on (its group's, at its course's place in its language's slice), if inside the walk.
     place_of_course = np.full(len(course_ids), -1, dtype=np.int64)
-    place_of_course[_positions(course_ids, ranking["course_id"].to_numpy(dtype="int64"))] = (
+    place_of_course[positions(course_ids, ranking["course_id"].to_numpy(dtype="int64"))] = (
         np.arange(len(ranking)) - bounds[ranking_language]
     )
     place = _at(place_of_course, rated_course)
@@ -405,9 +281,9 @@ def _group_of(
     The groups must be distinct and in increasing order of (user, language); rows with language -1 get -1.
     """
     width = max(n_languages, 1)
-    group_keys = _combine(group_user, n_users, group_language, width)
+    group_keys = combine(group_user, n_users, group_language, width)
     unknown = language < 0
-    keys = _combine(users, n_users, np.where(unknown, 0, language), width)
+    keys = combine(users, n_users, np.where(unknown, 0, language), width)
     if n_users * width <= 4 * len(keys) + 1024:  # dense keys: a table over them, faster than a binary search
         table = np.full(n_users * width, -1, dtype=np.int64)
         table[group_keys] = np.arange(len(group_keys))

@@ -17,7 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, Databases
 
-from workflow import config, datedir, db, demo
+from workflow.core import outputs
+from workflow.databases import embedded_server
+from workflow.pipelines.courses import demo, warehouse
 
 REFERENCE = dt.date(2026, 11, 10)
 N_RATINGS = 1_000_000
@@ -61,7 +63,7 @@ def large_source(databases: Databases) -> pd.DataFrame:
         "DROP TABLE IF EXISTS daily_recommendations, recommendation_loads, courses",
     )
     courses, ratings = demo.demo_data(N_RATINGS, until=dt.date(2026, 11, 1))
-    db.replace_source_tables(databases.source, courses, ratings)
+    demo.replace_source_tables(databases.source, courses, ratings)
     assert finish(REFERENCE).returncode == 0
     return recommendations(databases, REFERENCE)
 
@@ -107,7 +109,7 @@ def test_a_run_killed_at_any_point_leaves_nothing_partial_and_the_rerun_equals_a
     databases: Databases, large_source: pd.DataFrame, point: str
 ) -> None:
     date = REFERENCE + dt.timedelta(days=1 + ["extract", "parquet write", "load transaction"].index(point))
-    folder = config.date_dir(date)
+    folder = outputs.date_dir(date)
     conditions = {
         "extract": active_query(databases.source, "COPY (SELECT%rating%"),
         "parquet write": temporary_parquet(folder),
@@ -117,13 +119,13 @@ def test_a_run_killed_at_any_point_leaves_nothing_partial_and_the_rerun_equals_a
 
     for target in folder.glob("*.parquet"):  # every target that exists is whole
         assert pq.read_table(target).num_rows >= 0
-    assert date not in db.loaded_dates(databases.warehouse, [date])
+    assert date not in warehouse.loaded_dates(databases.warehouse, [date])
     assert recommendations(databases, date).empty
     if point == "parquet write":
-        assert datedir.stale_temporaries(folder), "the kill left no temporary file to clean up"
+        assert outputs.stale_temporaries(folder), "the kill left no temporary file to clean up"
 
     assert_rerun_equals_clean_run(databases, date, large_source)
-    assert datedir.stale_temporaries(folder) == []  # the rerun removed what the killed run left
+    assert outputs.stale_temporaries(folder) == []  # the rerun removed what the killed run left
 
 
 def test_a_server_stopping_mid_run_fails_clearly_and_the_rerun_after_a_restart_completes(
@@ -132,11 +134,11 @@ def test_a_server_stopping_mid_run_fails_clearly_and_the_rerun_after_a_restart_c
     if os.environ.get("SOURCE_DATABASE_URL"):
         pytest.skip("stops the embedded server")
     date = REFERENCE + dt.timedelta(days=5)
-    server = config.embedded_server()
+    server = embedded_server()
     # Explicit URLs, as with a real server: otherwise the run would start the embedded server again itself.
     urls = {"SOURCE_DATABASE_URL": databases.source, "DWH_DATABASE_URL": databases.warehouse}
     run = luigi_run(date, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **urls})
-    target = config.date_dir(date) / "extracted_ratings.parquet"
+    target = outputs.date_dir(date) / "extracted_ratings.parquet"
     while not target.exists() and run.poll() is None:
         time.sleep(0.005)
     server.stop()
@@ -147,7 +149,7 @@ def test_a_server_stopping_mid_run_fails_clearly_and_the_rerun_after_a_restart_c
     assert run.returncode == 30  # [retcode] task_failed
     port = server.port()
     assert f"cannot connect to postgresql+psycopg2://postgres@127.0.0.1:{port}/" in stderr
-    assert date not in db.loaded_dates(databases.warehouse, [date])
+    assert date not in warehouse.loaded_dates(databases.warehouse, [date])
 
     assert_rerun_equals_clean_run(databases, date, large_source)
 
@@ -157,11 +159,11 @@ def test_readers_see_the_old_or_the_new_recommendations_never_a_mix(
 ) -> None:
     import sqlalchemy as sa  # noqa: PLC0415
 
-    newest = max(db.loaded_dates(databases.warehouse, [REFERENCE + dt.timedelta(days=n) for n in range(10)]))
+    newest = max(warehouse.loaded_dates(databases.warehouse, [REFERENCE + dt.timedelta(days=n) for n in range(10)]))
     before = databases.warehouse_rows("SELECT count(*), max(recommendation_date) FROM recommendations")[0]
     date = newest + dt.timedelta(days=1)
     courses, ratings = demo.demo_data(N_RATINGS // 2, until=dt.date(2026, 11, 1), seed=7)
-    db.replace_source_tables(databases.source, courses, ratings)
+    demo.replace_source_tables(databases.source, courses, ratings)
 
     seen: list[tuple] = []
     stop = threading.Event()

@@ -14,7 +14,10 @@ from sqlalchemy.engine import make_url
 from test_workflow import COURSES, EXPECTED, RATINGS, daily_rows
 
 import workflow
-from workflow import db, embedded
+from workflow import devdb
+from workflow.errors import DatabaseUnavailableError, SourceDataError
+from workflow.io import copy
+from workflow.pipelines.courses import demo, rules, schemas, warehouse
 
 LOADER_PASSWORD = "Lo4der-s3cret-7f3a"
 READER_PASSWORD = "Re4der-s3cret-91bc"
@@ -24,7 +27,7 @@ EXTRACTOR_PASSWORD = "Extr4ct-s3cret-c0de"
 def psql(url: str, script: str, **variables: str) -> None:
     """Run a psql script file on the database at `url` with psql variables."""
     parsed = make_url(url)
-    command = [str(embedded.find_bindir() / "psql"), "-q", "-v", "ON_ERROR_STOP=1", "-h", parsed.host,
+    command = [str(devdb.find_bindir() / "psql"), "-q", "-v", "ON_ERROR_STOP=1", "-h", parsed.host,
                "-p", str(parsed.port), "-U", parsed.username, "-d", parsed.database, "-f", script]  # fmt: skip
     for name, value in variables.items():
         command[1:1] = ["-v", f"{name}={value}"]
@@ -41,7 +44,7 @@ def roles(databases: Databases) -> dict[str, str]:
     """Create the roles of config/*_grants.sql (once: roles belong to the whole server) and return their URLs."""
     if os.environ.get("SOURCE_DATABASE_URL"):
         pytest.skip("creates roles on the embedded server only")
-    db.replace_source_tables(databases.source, COURSES, RATINGS.astype("Int64"))  # the grants name its tables
+    demo.replace_source_tables(databases.source, COURSES, RATINGS.astype("Int64"))  # the grants name its tables
     psql(databases.warehouse, str(REPO / "config" / "warehouse_grants.sql"),
          loader_password=LOADER_PASSWORD, reader_password=READER_PASSWORD)  # fmt: skip
     psql(databases.source, str(REPO / "config" / "source_grants.sql"), reader_password=EXTRACTOR_PASSWORD)
@@ -55,7 +58,7 @@ def roles(databases: Databases) -> dict[str, str]:
 def test_the_workflow_runs_with_least_privilege_roles_and_no_password_leaks_anywhere(
     clean: Databases, roles: dict[str, str]
 ) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     clean.query(clean.source, "GRANT SELECT ON courses, rating TO recommendations_extractor")  # tables were recreated
     environment = {**os.environ, "SOURCE_DATABASE_URL": roles["source"], "DWH_DATABASE_URL": roles["loader"]}
     luigi_bin = os.path.join(os.path.dirname(sys.executable), "luigi")
@@ -84,27 +87,28 @@ def test_the_workflow_runs_with_least_privilege_roles_and_no_password_leaks_anyw
 
 
 def test_the_reader_role_runs_the_case_study_query_and_cannot_write(clean: Databases, roles: dict[str, str]) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     clean.query(clean.source, "GRANT SELECT ON courses, rating TO recommendations_extractor")
-    db.load_recommendations(roles["loader"], dt.date(2026, 11, 24), *built_frames())
-    assert [title for title, _ in db.recommended_titles(roles["reader"], 10, 4.4)] == ["C", "B", "H"]
+    warehouse.load_recommendations(roles["loader"], dt.date(2026, 11, 24), *built_frames())
+    assert [title for title, _ in warehouse.recommended_titles(roles["reader"], 10, 4.4)] == ["C", "B", "H"]
     with pytest.raises(Exception, match="permission denied"):
         clean.query(roles["reader"], "DELETE FROM courses")
     with pytest.raises(Exception, match="permission denied"):
         clean.query(roles["loader"], "SELECT * FROM pg_authid")
-    with pytest.raises(ConnectionError, match="permission denied for database"):
-        db.loaded_dates(with_role(clean.source, "recommendations_loader", LOADER_PASSWORD), [dt.date(2026, 11, 24)])
+    with pytest.raises(DatabaseUnavailableError, match="permission denied for database"):
+        warehouse.loaded_dates(
+            with_role(clean.source, "recommendations_loader", LOADER_PASSWORD), [dt.date(2026, 11, 24)]
+        )
 
 
 def built_frames() -> tuple:
-    """Return the top recommendations and cleaned courses of the small data set, computed by the pure transforms."""
-    from workflow import transforms  # noqa: PLC0415
+    """Return the top recommendations and cleaned courses of the small data set, computed by the pure rules."""
 
-    courses, _ = transforms.clean_courses(COURSES, "R")
-    valid, _ = transforms.validate_ratings(RATINGS, courses["course_id"], 1, 5)
-    averages = transforms.average_course_ratings(valid)
-    candidates = transforms.courses_to_recommend(valid, courses, averages)
-    return transforms.top_recommendations(candidates), courses
+    courses, _ = rules.clean_courses(COURSES, "R")
+    valid, _ = rules.validate_ratings(RATINGS, courses["course_id"], 1, 5)
+    averages = rules.average_course_ratings(valid)
+    candidates = rules.courses_to_recommend(valid, courses, averages)
+    return rules.top_recommendations(candidates), courses
 
 
 @pytest.mark.parametrize(
@@ -118,13 +122,13 @@ def built_frames() -> tuple:
 def test_a_table_or_schema_name_from_config_is_quoted_never_executed(
     clean: Databases, luigi_setting, option: str, value: str
 ) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     luigi_setting("source", option, value)
     result = luigi.build(
         [workflow.ExtractedRatings(date=dt.date(2026, 11, 24))], local_scheduler=True, detailed_summary=True
     )
     assert result.status == luigi.LuigiStatusCode.FAILED
     assert clean.query(clean.source, "SELECT count(*) FROM courses") == [(len(COURSES),)]
-    with pytest.raises(db.SourceDataError, match="does not exist"):
-        db.extract_table(clean.source, value if option == "rating_table" else "rating", db.RATING_SCHEMA,
+    with pytest.raises(SourceDataError, match="does not exist"):
+        copy.extract_table(clean.source, value if option == "rating_table" else "rating", schemas.RATING_SCHEMA,
                          schema=value if option == "schema" else None)  # fmt: skip

@@ -18,7 +18,11 @@ from test_operations import stamped_ratings
 from test_workflow import COURSES, DAY, EXPECTED, RATINGS, daily_rows
 
 import workflow
-from workflow import config, datedir, db, scheduler
+from workflow import scheduler
+from workflow.core import outputs
+from workflow.errors import ConfigurationError
+from workflow.io import postgres, urls
+from workflow.pipelines.courses import demo
 
 PASSWORD = "F1rst-h0ur-s3cret"
 LUIGI = os.path.join(os.path.dirname(sys.executable), "luigi")
@@ -64,10 +68,10 @@ def as_form(url: str, drivername: str) -> str:
 def test_every_postgresql_url_form_names_the_installed_driver() -> None:
     expected = "postgresql+psycopg2://user:pw@db.example:5432/app?sslmode=require"
     for form in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
-        assert config.driver_url(f"{form}://user:pw@db.example:5432/app?sslmode=require") == expected
-    assert config.driver_url("sqlite:///x.db") == "sqlite:///x.db"
-    with pytest.raises(config.DatabaseURLError) as failure:
-        config.driver_url("user:s3cret@nowhere", "SOURCE_DATABASE_URL")
+        assert urls.driver_url(f"{form}://user:pw@db.example:5432/app?sslmode=require") == expected
+    assert urls.driver_url("sqlite:///x.db") == "sqlite:///x.db"
+    with pytest.raises(ConfigurationError) as failure:
+        urls.driver_url("user:s3cret@nowhere", "SOURCE_DATABASE_URL")
     assert str(failure.value).startswith("SOURCE_DATABASE_URL is not a database URL")
     assert "s3cret" not in str(failure.value)
 
@@ -76,7 +80,7 @@ def test_every_postgresql_url_form_names_the_installed_driver() -> None:
 def test_the_graph_and_the_cli_run_with_each_url_form_and_a_password(
     clean: Databases, password_urls: dict[str, str], form: str
 ) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     urls = {
         "SOURCE_DATABASE_URL": as_form(password_urls["source"], form),
         "DWH_DATABASE_URL": as_form(password_urls["warehouse"], form),
@@ -96,7 +100,7 @@ def test_the_scheduler_records_task_history_through_a_plain_url(
     monkeypatch.setenv("LUIGI_TASK_HISTORY_URL", plain)
     url = scheduler.task_history_url()
     assert make_url(url).drivername == "postgresql+psycopg2"
-    with db.connect(url) as connection:
+    with postgres.connect(url) as connection:
         assert connection.exec_driver_sql("SELECT current_user").scalar() == make_url(plain).username
 
 
@@ -135,7 +139,7 @@ def test_a_connection_failure_that_will_not_heal_fails_the_task_at_once(
 def test_a_warehouse_that_refuses_the_password_fails_the_run_before_anything_is_computed(
     clean: Databases, password_urls: dict[str, str]
 ) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     bad = make_url(password_urls["warehouse"]).set(password="wrong-pw")
     result = luigi_run(DAY, DWH_DATABASE_URL=bad.render_as_string(hide_password=False))
     assert_fails_at_once_in_one_line(result, "password authentication failed", bad.render_as_string())
@@ -144,10 +148,10 @@ def test_a_warehouse_that_refuses_the_password_fails_the_run_before_anything_is_
 
 @pytest.mark.parametrize("missing", ["table", "column"])
 def test_a_missing_table_or_column_fails_the_task_at_once_naming_it(clean: Databases, missing: str) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     if missing == "table":
         clean.query(clean.source, "DROP TABLE rating")
-        expected = ("source table 'public.rating' does not exist in", config.safe_url(clean.source))
+        expected = ("source table 'public.rating' does not exist in", urls.safe_url(clean.source))
     else:
         clean.query(clean.source, "ALTER TABLE courses DROP COLUMN programming_language")
         expected = ("source table 'public.courses' lacks column(s) programming_language",)
@@ -159,7 +163,7 @@ def test_a_missing_table_or_column_fails_the_task_at_once_naming_it(clean: Datab
 
 def leave_temporaries(date: dt.date) -> list[Path]:
     """Write the temporary files a run killed mid-write leaves (luigi's, a quarantine's, a run record's)."""
-    folder = config.date_dir(date)
+    folder = outputs.date_dir(date)
     (folder / "runs").mkdir(parents=True, exist_ok=True)
     paths = [
         folder / "extracted_ratings.parquet-luigi-tmp-012345678",
@@ -172,21 +176,21 @@ def leave_temporaries(date: dt.date) -> list[Path]:
 
 
 def test_the_next_run_of_a_date_removes_the_temporary_files_a_killed_run_left(clean: Databases) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     left = leave_temporaries(DAY)
     result = luigi_run(DAY)
     assert result.returncode == 0, result.stderr
     assert [path for path in left if path.exists()] == []
-    assert datedir.stale_temporaries(config.date_dir(DAY)) == []
+    assert outputs.stale_temporaries(outputs.date_dir(DAY)) == []
     assert daily_rows(clean) == EXPECTED
 
 
 def test_temporary_files_of_a_run_still_alive_are_kept_and_invalidate_waits_for_it(clean: Databases) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     # Another run of the date, alive: it holds the date as every task does, and is writing files.
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import sys, datetime; from workflow import datedir; "
-         f"datedir.use(datetime.date.fromisoformat('{DAY}')); print('held', flush=True); sys.stdin.read()"],
+        [sys.executable, "-c", f"import sys, datetime; from workflow.core import outputs; "
+         f"outputs.use(datetime.date.fromisoformat('{DAY}')); print('held', flush=True); sys.stdin.read()"],
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -197,15 +201,15 @@ def test_temporary_files_of_a_run_still_alive_are_kept_and_invalidate_waits_for_
         assert all(path.exists() for path in left)  # they may be the live run's
         refused = run(sys.executable, "-m", "workflow", "invalidate", "--date", f"{DAY}")
         assert refused.returncode == 1
-        assert refused.stderr.strip() == f"error: a run of {DAY} is using {config.date_dir(DAY)}; " + (
+        assert refused.stderr.strip() == f"error: a run of {DAY} is using {outputs.date_dir(DAY)}; " + (
             "try again once it has finished"
         )
-        assert (config.date_dir(DAY) / "top_recommendations.parquet").exists()
+        assert (outputs.date_dir(DAY) / "top_recommendations.parquet").exists()
     finally:
         holder.communicate("")
     removed = run(sys.executable, "-m", "workflow", "invalidate", "--date", f"{DAY}")
     assert removed.returncode == 0, removed.stderr
-    assert not config.date_dir(DAY).exists()
+    assert not outputs.date_dir(DAY).exists()
 
 
 # --- 8. a day is computed once it is over ----------------------------------------------------
@@ -218,7 +222,7 @@ def today_utc() -> dt.date:
 def test_a_day_not_over_is_refused_with_when_it_can_run(clean: Databases) -> None:
     today = today_utc()
     ratings = stamped_ratings().assign(rated_at=pd.Timestamp(today, tz="UTC"))
-    db.replace_source_tables(clean.source, COURSES, ratings)
+    demo.replace_source_tables(clean.source, COURSES, ratings)
     result = luigi_run(today)
     assert_fails_at_once_in_one_line(
         result,
@@ -230,14 +234,14 @@ def test_a_day_not_over_is_refused_with_when_it_can_run(clean: Databases) -> Non
     partial = luigi_run(today, "--partial-day")
     assert partial.returncode == 0, partial.stderr
     assert clean.warehouse_rows("SELECT recommendation_date, partial FROM recommendation_loads") == [(today, True)]
-    assert (config.date_dir(today) / "partial" / "top_recommendations.parquet").exists()
-    assert not (config.date_dir(today) / "top_recommendations.parquet").exists()
+    assert (outputs.date_dir(today) / "partial" / "top_recommendations.parquet").exists()
+    assert not (outputs.date_dir(today) / "top_recommendations.parquet").exists()
     status = run(sys.executable, "-m", "workflow", "status", "--date", f"{today}")
     assert f"warehouse: {today} loaded as a partial day" in status.stdout
 
 
 def test_a_source_without_timestamps_may_run_today(clean: Databases) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     result = luigi_run(today_utc())
     assert result.returncode == 0, result.stderr
     assert daily_rows(clean, today_utc()) == EXPECTED
@@ -246,13 +250,13 @@ def test_a_source_without_timestamps_may_run_today(clean: Databases) -> None:
 def test_the_first_whole_day_run_recomputes_a_partial_days_load(clean: Databases) -> None:
     day = dt.date(2026, 11, 2)
     ratings = stamped_ratings()
-    db.replace_source_tables(clean.source, COURSES, ratings[ratings["rated_at"] < pd.Timestamp(day, tz="UTC")])
+    demo.replace_source_tables(clean.source, COURSES, ratings[ratings["rated_at"] < pd.Timestamp(day, tz="UTC")])
     partial = workflow.RecommendationsTask(date=day, partial_day=True)
     assert luigi.build([partial], local_scheduler=True)
     partial_rows = daily_rows(clean, day)
     assert not workflow.RecommendationsTask(date=day).complete()  # a partial load does not complete the day
 
-    db.replace_source_tables(clean.source, COURSES, ratings)  # the rest of the day's ratings arrive
+    demo.replace_source_tables(clean.source, COURSES, ratings)  # the rest of the day's ratings arrive
     assert luigi.build([workflow.RecommendationsTask(date=day)], local_scheduler=True)
     whole_rows = daily_rows(clean, day)
     assert whole_rows != partial_rows
@@ -266,13 +270,13 @@ def test_the_first_whole_day_run_recomputes_a_partial_days_load(clean: Databases
 
 
 def test_a_failed_task_leaves_a_run_record_that_status_shows(clean: Databases) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     clean.query(clean.source, "DROP TABLE rating")
     assert luigi_run(DAY).returncode == 30
-    record = json.loads((config.date_dir(DAY) / "runs" / "extracted_ratings.failed.json").read_text())
+    record = json.loads((outputs.date_dir(DAY) / "runs" / "extracted_ratings.failed.json").read_text())
     assert record["status"] == "failed" and record["task"] == "ExtractedRatings" and record["date"] == f"{DAY}"
     assert record["error"] == (
-        f"SourceDataError: source table 'public.rating' does not exist in {config.safe_url(clean.source)}"
+        f"SourceDataError: source table 'public.rating' does not exist in {urls.safe_url(clean.source)}"
     )
     assert record["duration_s"] >= 0
 

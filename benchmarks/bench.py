@@ -1,6 +1,6 @@
 """Benchmark: the Luigi graph against a re-implementation of the case study's pandas pipeline.
 
-`python -m workflow.bench [--ratings N] [--repeat K]` fills the source database with `demo_data(N)`
+`python benchmarks/bench.py [--ratings N] [--repeat K]` fills the source database with `demo_data(N)`
 and then measures, on the same databases and always in child processes of this one:
 
 - ours, `total`: `luigi.build([RecommendationsTask(date)])` from empty targets (the date's parquet
@@ -45,8 +45,12 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from workflow import config, db, demo
-from workflow.tasks import (
+from workflow import config, databases
+from workflow.core.outputs import output_dir
+from workflow.errors import SourceDataError
+from workflow.io import postgres
+from workflow.pipelines.courses import demo
+from workflow.pipelines.courses.tasks import (
     AverageCourseRatings,
     CleanedCourses,
     CoursesToRecommend,
@@ -206,7 +210,7 @@ def child_generate(args: argparse.Namespace) -> dict:
     """Fill the source database with the synthetic data set and describe it."""
     start = time.perf_counter()
     courses, ratings = demo.demo_data(args.ratings, until=args.date)  # all rated by the end of the date
-    db.replace_source_tables(config.source_url(), courses, ratings)
+    demo.replace_source_tables(databases.source_url(), courses, ratings)
     return {
         "seconds": time.perf_counter() - start,
         "courses": len(courses),
@@ -225,8 +229,8 @@ def child_baseline_total(args: argparse.Namespace) -> dict:
     """Run the whole baseline in one process, in memory."""
 
     def work() -> None:
-        courses, rating = baseline_extract(config.source_url())
-        baseline_load(config.warehouse_url(), baseline_transform(courses, rating))
+        courses, rating = baseline_extract(databases.source_url())
+        baseline_load(databases.warehouse_url(), baseline_transform(courses, rating))
 
     return {"seconds": timed(work)}
 
@@ -234,7 +238,7 @@ def child_baseline_total(args: argparse.Namespace) -> dict:
 def child_baseline_extract(args: argparse.Namespace) -> dict:
     """Run the baseline's extraction and hand its tables over as parquet."""
     start = time.perf_counter()
-    courses, rating = baseline_extract(config.source_url())
+    courses, rating = baseline_extract(databases.source_url())
     seconds = time.perf_counter() - start
     courses.to_parquet(args.workdir / "baseline_courses.parquet")
     rating.to_parquet(args.workdir / "baseline_rating.parquet")
@@ -255,7 +259,7 @@ def child_baseline_transform(args: argparse.Namespace) -> dict:
 def child_baseline_load(args: argparse.Namespace) -> dict:
     """Run the baseline's load of the handed-over recommendations."""
     recommendations = pd.read_parquet(args.workdir / "baseline_recommendations.parquet")
-    return {"seconds": timed(lambda: baseline_load(config.warehouse_url(), recommendations))}
+    return {"seconds": timed(lambda: baseline_load(databases.warehouse_url(), recommendations))}
 
 
 CHILDREN: dict[str, Callable[[argparse.Namespace], dict]] = {
@@ -286,7 +290,7 @@ def run_child(name: str, args: argparse.Namespace, workdir: Path) -> tuple[dict,
     """Run one child of this module; return what it reported and its peak resident MB."""
     result_path = workdir / f"{name}.json"
     log_path = workdir / f"{name}.log"
-    command = [sys.executable, "-m", "workflow.bench", "--child", name, "--workdir", str(workdir)]
+    command = [sys.executable, __file__, "--child", name, "--workdir", str(workdir)]
     command += ["--date", f"{args.date}", "--ratings", str(args.ratings), "--workers", str(args.workers)]
     code, _, peak_mb = spawn(command, log_path)
     if code != 0:
@@ -297,7 +301,7 @@ def run_child(name: str, args: argparse.Namespace, workdir: Path) -> tuple[dict,
 
 def forget_load(date: dt.date) -> None:
     """Delete the date's load marker, so the date counts as not loaded and its load runs again."""
-    with db.connect(config.warehouse_url()) as connection:
+    with postgres.connect(databases.warehouse_url()) as connection:
         if sa.inspect(connection).has_table("recommendation_loads"):
             query = sa.text("DELETE FROM recommendation_loads WHERE recommendation_date = :d")
             connection.execute(query, {"d": date})
@@ -305,9 +309,9 @@ def forget_load(date: dt.date) -> None:
 
 def checkpoint() -> None:
     """Flush the databases' pending writes, so that no step pays for the checkpoint of the one before."""
-    for url in dict.fromkeys((config.source_url(), config.warehouse_url())):
+    for url in dict.fromkeys((databases.source_url(), databases.warehouse_url())):
         try:
-            with db.connect(url) as connection:
+            with postgres.connect(url) as connection:
                 connection.exec_driver_sql("CHECKPOINT")
         except sa.exc.ProgrammingError:  # not a superuser on a configured server: measure without
             pass
@@ -316,7 +320,7 @@ def checkpoint() -> None:
 def forget_stage(stage: str, date: dt.date) -> None:
     """Remove the outputs of one stage of our graph, or of all of it for 'total'."""
     if stage == "total":
-        shutil.rmtree(config.output_dir() / f"{date:%Y-%m-%d}", ignore_errors=True)
+        shutil.rmtree(output_dir() / f"{date:%Y-%m-%d}", ignore_errors=True)
     if stage in ("total", "load"):
         forget_load(date)
     for task_class in STAGE_TARGETS.get(stage, ()):
@@ -424,7 +428,7 @@ def differing_users(ours: pd.DataFrame, theirs: pd.DataFrame) -> np.ndarray:
 
 def compare(date: dt.date, per_user: int) -> Agreement:
     """Compare our warehouse recommendations of the date with the baseline's table, user by user."""
-    with db.connect(config.warehouse_url()) as connection:
+    with postgres.connect(databases.warehouse_url()) as connection:
         query = "SELECT user_id, course_id FROM daily_recommendations WHERE recommendation_date = :d"
         ours = pd.read_sql(sa.text(query), connection, params={"d": date})
         theirs = pd.read_sql(sa.text(f"SELECT user_id, course_id FROM {BASELINE_TABLE}"), connection)
@@ -520,8 +524,8 @@ def report(
 
 def check_databases(allow_configured: bool) -> None:
     """Refuse to overwrite databases that were configured rather than the embedded server's own."""
-    server = config.embedded_server()
-    embedded = server.port() is not None and (config.source_url(), config.warehouse_url()) == (
+    server = databases.embedded_server()
+    embedded = server.port() is not None and (databases.source_url(), databases.warehouse_url()) == (
         server.url("datacamp_application"),
         server.url("dwh"),
     )
@@ -534,10 +538,10 @@ def check_databases(allow_configured: bool) -> None:
 
 def run_benchmark(args: argparse.Namespace) -> None:
     """Generate the data set, measure both approaches, and print the results."""
-    config.source_url()  # start the embedded server before checking which databases are in use
+    databases.source_url()  # start the embedded server before checking which databases are in use
     check_databases(args.allow_configured_databases)
-    config.output_dir().mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=config.output_dir()))
+    output_dir().mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=output_dir()))
     try:
         data, _ = run_child("generate", args, workdir)
         say(f"source: {data['ratings']:,} ratings by {data['users']:,} users of {data['courses']:,} courses")
@@ -559,7 +563,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Return the parsed command line, with --repeat defaulted from --ratings."""
-    parser = argparse.ArgumentParser(prog="python -m workflow.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--ratings", type=int, default=2_000_000, help="ratings in the generated source")
     parser.add_argument("--repeat", type=int, help="runs to take medians of (3 up to 2M ratings, 1 above)")
     yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)  # the newest day that is over
@@ -583,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         run_benchmark(args)
-    except (ConnectionError, db.SourceDataError, RuntimeError) as error:
+    except (ConnectionError, SourceDataError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -1,4 +1,4 @@
-"""A deterministic synthetic source data set shaped like the real `datacamp_application` database."""
+"""A deterministic synthetic source data set shaped like the real `datacamp_application` database, and its writing."""
 
 from __future__ import annotations
 
@@ -6,6 +6,11 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
+
+from workflow.io.copy import copy_in
+from workflow.io.postgres import connect
+from workflow.pipelines.courses.warehouse import sql
 
 LANGUAGES = ["r", "python", "sql", "shell", "spreadsheets", "scala", "julia", "git"]
 LANGUAGE_WEIGHTS = np.array([0.40, 0.30, 0.12, 0.06, 0.05, 0.03, 0.02, 0.02])
@@ -75,3 +80,21 @@ def demo_data(n_ratings: int, until: dt.date | None = None, seed: int = 0) -> tu
     """
     courses = demo_courses(100 if n_ratings < 100_000 else 1_000, seed)
     return courses, demo_ratings(n_ratings, courses, until or dt.date.today(), seed)
+
+
+def replace_source_tables(url: str, courses: pd.DataFrame, ratings: pd.DataFrame) -> None:
+    """Recreate the source tables `courses` and `rating` (with `rated_at` when given) holding exactly these rows."""
+    with connect(url) as connection:
+        connection.exec_driver_sql(sql("source_schema"))
+        if "rated_at" in ratings.columns:
+            connection.exec_driver_sql("ALTER TABLE rating ADD COLUMN rated_at timestamptz")
+        copy_in(connection, "courses", courses)
+        copy_in(connection, "rating", ratings)
+
+
+def source_row_count(url: str) -> int:
+    """Return the number of rows in the source `rating` table, 0 when it does not exist."""
+    with connect(url) as connection:
+        if not sa.inspect(connection).has_table("rating"):
+            return 0
+        return connection.execute(sa.text("SELECT count(*) FROM rating")).scalar()

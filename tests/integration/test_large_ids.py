@@ -11,9 +11,10 @@ import sys
 import numpy as np
 import pandas as pd
 from conftest import REPO, Databases
-from test_transforms import brute_force_recommendations
+from reference import brute_force_recommendations
 
-from workflow import db
+from workflow.io import copy, postgres
+from workflow.pipelines.courses import demo
 
 DAY = dt.date(2026, 11, 20)
 # Importing luigi, pandas, pyarrow, SQLAlchemy and psycopg2 maps ~440 MB of address space; the
@@ -46,14 +47,14 @@ def large_id_source(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def replace_source_tables_with_bigint_ids(url: str, courses: pd.DataFrame, ratings: pd.DataFrame) -> None:
     """Recreate the source tables with bigint ids (the demo schema's are integer) holding exactly these rows."""
-    db.replace_source_tables(url, courses.head(0), ratings.head(0))
-    with db.connect(url) as connection:
+    demo.replace_source_tables(url, courses.head(0), ratings.head(0))
+    with postgres.connect(url) as connection:
         connection.exec_driver_sql(
             "ALTER TABLE courses ALTER course_id TYPE bigint;"
             " ALTER TABLE rating ALTER user_id TYPE bigint, ALTER course_id TYPE bigint"
         )
-        db._copy_in(connection, "courses", courses)
-        db._copy_in(connection, "rating", ratings)
+        copy.copy_in(connection, "courses", courses)
+        copy.copy_in(connection, "rating", ratings)
 
 
 def limit_address_space() -> None:

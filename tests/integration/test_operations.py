@@ -16,11 +16,14 @@ import pandas as pd
 import pytest
 from conftest import REPO, Databases
 from luigi.tools.range import RangeDaily
-from test_transforms import brute_force_recommendations
+from reference import brute_force_recommendations
 from test_workflow import COURSES, EXPECTED, RATINGS, build, daily_rows
 
 import workflow
-from workflow import config, db, scheduler
+from workflow import scheduler
+from workflow.databases import embedded_server
+from workflow.errors import DatabaseUnavailableError
+from workflow.pipelines.courses import demo, warehouse
 
 FIRST = dt.date(2026, 11, 1)
 DAYS = [FIRST + dt.timedelta(days=offset) for offset in range(5)]
@@ -66,7 +69,7 @@ def warehouse_state(databases: Databases) -> list[tuple]:
 
 @pytest.fixture
 def stamped_source(clean: Databases) -> Databases:
-    db.replace_source_tables(clean.source, COURSES, stamped_ratings())
+    demo.replace_source_tables(clean.source, COURSES, stamped_ratings())
     return clean
 
 
@@ -105,7 +108,7 @@ def test_invalidating_one_date_recomputes_it_and_changes_nothing_else(stamped_so
             ),
         ]
     )
-    db.replace_source_tables(stamped_source.source, COURSES, changed)
+    demo.replace_source_tables(stamped_source.source, COURSES, changed)
     subprocess.run([sys.executable, "-m", "workflow", "invalidate", "--date", f"{DAYS[2]}"], check=True, cwd=REPO)
     backfill()
     after = {day: daily_rows(stamped_source, day) for day in DAYS}
@@ -120,7 +123,7 @@ def test_invalidating_one_date_recomputes_it_and_changes_nothing_else(stamped_so
 
 
 def test_a_source_without_timestamps_is_extracted_as_a_snapshot_and_says_so(clean: Databases) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     build()
     record = (clean.output / "2026-11-24" / "runs" / "extracted_ratings.json").read_text()
     assert "snapshot taken" in record and "(no column 'rated_at')" in record
@@ -141,7 +144,7 @@ def luigi_command(*extra: str) -> list[str]:
 
 
 def test_two_concurrent_runs_of_a_date_leave_exactly_one_set_of_rows(clean: Databases) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     # Different command lines, so luigi's own lock lets both run; the warehouse lock must keep them apart.
     runs = [
         subprocess.Popen(luigi_command("--workers", str(n)), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -160,12 +163,12 @@ def test_a_connection_retries_while_the_server_restarts(databases: Databases, lu
         pytest.skip("restarts only the embedded server")
     luigi_setting("connection", "attempts", 6)
     luigi_setting("connection", "first_wait", 0.5)
-    server = config.embedded_server()
+    server = embedded_server()
     server.stop()
     restart = threading.Timer(1.0, server.ensure_running)
     restart.start()
     try:
-        assert db.loaded_dates(databases.warehouse, [dt.date(2000, 1, 1)]) == set()  # answered after retries
+        assert warehouse.loaded_dates(databases.warehouse, [dt.date(2000, 1, 1)]) == set()  # answered after retries
     finally:
         restart.join()
 
@@ -177,8 +180,8 @@ def test_a_connection_that_never_comes_back_fails_clearly(luigi_setting) -> None
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     url = f"postgresql+psycopg2://someone:hunter2@127.0.0.1:{port}/dwh"
-    with pytest.raises(ConnectionError) as failure:
-        db.loaded_dates(url, [dt.date(2000, 1, 1)])
+    with pytest.raises(DatabaseUnavailableError) as failure:
+        warehouse.loaded_dates(url, [dt.date(2000, 1, 1)])
     assert f"cannot connect to postgresql+psycopg2://someone:***@127.0.0.1:{port}/dwh after 5 attempts" in str(
         failure.value
     )
@@ -199,7 +202,7 @@ def luigid(clean: Databases) -> int:
 
 
 def test_luigid_shows_every_task_done_records_history_and_saves_its_state(clean: Databases, luigid: int) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     result = luigi.build(
         [workflow.RecommendationsTask(date=dt.date(2026, 11, 24))],
         scheduler_host="127.0.0.1", scheduler_port=luigid, workers=2, detailed_summary=True,
@@ -246,7 +249,6 @@ def visualizer_task_list(port: int, screenshot: os.PathLike) -> str:
 
 
 def test_the_demo_data_has_timestamps_within_the_year_before_until() -> None:
-    from workflow import demo  # noqa: PLC0415
 
     courses, ratings = demo.demo_data(2_000, until=dt.date(2026, 11, 24))
     assert ratings["rated_at"].max() < pd.Timestamp("2026-11-25", tz="UTC")

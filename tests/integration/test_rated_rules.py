@@ -12,7 +12,8 @@ import pytest
 from conftest import Databases, frame
 
 import workflow
-from workflow import db
+from workflow.io import copy
+from workflow.pipelines.courses import demo, schemas
 
 DAY = dt.date(2026, 11, 20)
 T = pd.Timestamp("2026-11-19 12:00", tz="UTC")
@@ -48,7 +49,7 @@ EXPECTED = [
 def test_rated_means_any_row_and_the_latest_copy_of_a_re_rated_pair_is_the_rating(
     clean: Databases, luigi_setting
 ) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS)
+    demo.replace_source_tables(clean.source, COURSES, RATINGS)
     # 2 invalid rows of 11 (18%) pass; counting the superseded one (27%) would not.
     luigi_setting("rules", "max_invalid_share", 0.2)
     result = luigi.build([workflow.RecommendationsTask(date=DAY)], local_scheduler=True, detailed_summary=True)
@@ -86,8 +87,13 @@ def test_the_extract_reads_the_stamp_as_utc_and_keeps_rows_without_one(clean: Da
         " (3, 1, 4, '2026-11-21 00:00:00+00'), (4, 1, 4, '2026-11-20 23:59:59.999999+00')",
     )
     end_of_day = dt.datetime(2026, 11, 21, tzinfo=dt.timezone.utc)
-    table, as_of = db.extract_table(
-        clean.source, "rating", db.RATING_SCHEMA, timestamp_column="stamped", before=end_of_day, timestamp_as="rated_at"
+    table, as_of = copy.extract_table(
+        clean.source,
+        "rating",
+        schemas.RATING_SCHEMA,
+        timestamp_column="stamped",
+        before=end_of_day,
+        timestamp_as="rated_at",
     )
     assert as_of
     assert table.schema.field("rated_at").type == pa.timestamp("us", tz="UTC")

@@ -25,7 +25,15 @@ CREATE TABLE IF NOT EXISTS recommendation_loads (
     -- A day not over yet, loaded on request: the first run after the day ends replaces it.
     partial             boolean     NOT NULL DEFAULT false
 );
-ALTER TABLE recommendation_loads ADD COLUMN IF NOT EXISTS partial boolean NOT NULL DEFAULT false;
+-- A warehouse made before partial days gets the column. Only then: ALTER TABLE locks the table even
+-- when the column exists, which would make readers of the view wait, or deadlock, during every load.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
+                   AND table_name = 'recommendation_loads' AND column_name = 'partial') THEN
+        ALTER TABLE recommendation_loads ADD COLUMN partial boolean NOT NULL DEFAULT false;
+    END IF;
+END $$;
 
 -- The current recommendations: those of the newest loaded date.
 CREATE OR REPLACE VIEW recommendations AS

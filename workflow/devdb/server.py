@@ -18,7 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger("workflow.embedded")
+from workflow.errors import EmbeddedServerError
+
+log = logging.getLogger("luigi-interface.workflow.devdb")
 
 DATABASES = ("datacamp_application", "dwh", "luigi_task_history")
 SUPERUSER = "postgres"
@@ -26,10 +28,6 @@ SUPERUSER = "postgres"
 # named after this, under the account's home (else /var/tmp); this file of the server's root names that folder.
 OUTSIDE_FOLDER = "course-recommendations"
 LOCATION_FILE = "cluster-location"
-
-
-class EmbeddedServerError(RuntimeError):
-    """The embedded PostgreSQL server could not be found, set up or started."""
 
 
 def find_bindir() -> Path:

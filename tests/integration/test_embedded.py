@@ -20,7 +20,7 @@ import psycopg2
 import pytest
 from conftest import REPO
 
-from workflow.embedded import LOCATION_FILE, SUPERUSER, EmbeddedServer, _server_account
+from workflow.devdb.server import LOCATION_FILE, SUPERUSER, EmbeddedServer, _server_account
 
 AS_ROOT = os.geteuid() == 0
 

@@ -1,4 +1,4 @@
-"""A date's output folder: who is using it (a lock per date) and the temporary files killed runs left in it."""
+"""Where targets live (the output root, a date's folder), who is using a date (its lock), and what killed runs left."""
 
 from __future__ import annotations
 
@@ -11,26 +11,38 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from workflow import config
+from workflow.errors import DateInUseError
+from workflow.io.files import TEMPORARY_PATTERNS
 
-log = logging.getLogger("workflow.datedir")
+log = logging.getLogger("luigi-interface.workflow.outputs")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 LOCK_NAME = ".lock"
-# Files written under a temporary name, then renamed into place: luigi's `<target>-luigi-tmp-<n>` and
-# the project's own `.<name>.tmp-<pid>`.
-TEMPORARY_PATTERNS = ("*-luigi-tmp-*", ".*.tmp-*")
 
 # The dates this process uses: a shared lock on each, held until the process exits.
 _held: dict[Path, IO] = {}
 
 
-class DateInUseError(RuntimeError):
-    """Another run is using the date's folder."""
+def output_dir() -> Path:
+    """Return the root of parquet targets and the embedded server's data (WORKFLOW_OUTPUT_DIR or output/)."""
+    return Path(os.environ.get("WORKFLOW_OUTPUT_DIR") or PROJECT_ROOT / "output").resolve()
 
 
-def temporary_name(path: Path) -> Path:
-    """Return the name a file is written under before it is renamed to `path`."""
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+def date_dir(date: dt.date) -> Path:
+    """Return the folder of a date's parquet targets, quarantine files and run records."""
+    return output_dir() / f"{date:%Y-%m-%d}"
+
+
+def date_folder(date: dt.date, partial_day: bool = False) -> Path:
+    """Return the folder of a date's targets: `<output>/<date>/`, or its `partial/` subfolder for a day not over."""
+    folder = date_dir(date)
+    return folder / "partial" if partial_day else folder
+
+
+def run_records_dirs(date: dt.date) -> list[Path]:
+    """Return the folders of a date's run records (the whole day's, then a partial day's)."""
+    return [date_folder(date, partial) / "runs" for partial in (False, True)]
 
 
 def stale_temporaries(folder: Path) -> list[Path]:
@@ -44,7 +56,7 @@ def use(date: dt.date) -> None:
     Every run of a date holds its lock while it writes there, so files left by a killed run are only
     ever removed by a run that knows no other run of the date is alive.
     """
-    folder = config.date_dir(date)
+    folder = date_dir(date)
     if folder in _held:
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -69,7 +81,7 @@ def _remove(paths: list[Path]) -> None:
 @contextmanager
 def exclusive(date: dt.date) -> Iterator[Path]:
     """Yield the date's folder while holding its lock alone (no run of the date is alive), or raise DateInUseError."""
-    folder = config.date_dir(date)
+    folder = date_dir(date)
     if not folder.exists():
         yield folder
         return

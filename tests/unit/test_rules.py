@@ -6,8 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import frame
+from reference import brute_force_recommendations
 
-from workflow import transforms
+from workflow.core import quality
+from workflow.errors import InvalidSourceDataError
+from workflow.pipelines.courses import rules, schemas
 
 
 def assert_rows(actual: pd.DataFrame, expected: list[tuple], columns: str) -> None:
@@ -24,7 +27,7 @@ def test_language_is_trimmed_and_lower_cased_and_missing_or_blank_becomes_the_fi
         [(3, "C", "d", " Python "), (1, "A", "d", None), (2, "B", "d", "   "), (4, "D", "d", "SQL")],
         "course_id title description programming_language",
     )
-    cleaned, quarantined = transforms.clean_courses(courses, language_fill="R")
+    cleaned, quarantined = rules.clean_courses(courses, language_fill="R")
     assert_rows(
         cleaned,
         [(1, "A", "d", "r"), (2, "B", "d", "r"), (3, "C", "d", "python"), (4, "D", "d", "sql")],
@@ -35,7 +38,7 @@ def test_language_is_trimmed_and_lower_cased_and_missing_or_blank_becomes_the_fi
 
 def test_language_fill_is_configurable() -> None:
     courses = frame([(1, "A", "d", None)], "course_id title description programming_language")
-    cleaned, _ = transforms.clean_courses(courses, language_fill="Python")
+    cleaned, _ = rules.clean_courses(courses, language_fill="Python")
     assert cleaned["programming_language"].tolist() == ["python"]
 
 
@@ -44,7 +47,7 @@ def test_courses_with_a_missing_or_repeated_id_are_set_aside_every_copy() -> Non
         [(1, "A", "d", "r"), (None, "B", "d", "r"), (2, "C", "d", "r"), (2, "C2", "d", "sql"), (3, "D", "d", "r")],
         "course_id title description programming_language",
     )
-    cleaned, quarantined = transforms.clean_courses(courses, language_fill="R")
+    cleaned, quarantined = rules.clean_courses(courses, language_fill="R")
     assert cleaned["course_id"].tolist() == [1, 3]
     assert [(title, reason) for title, reason in zip(quarantined["title"], quarantined["reason"], strict=True)] == [
         ("B", "missing_course_id"),
@@ -72,14 +75,14 @@ def test_invalid_ratings_are_set_aside_with_the_first_rule_they_break() -> None:
         ],
         "user_id course_id rating",
     )
-    valid, quarantined = transforms.validate_ratings(ratings, pd.Series([10, 11]), min_rating=1, max_rating=5)
+    valid, quarantined = rules.validate_ratings(ratings, pd.Series([10, 11]), min_rating=1, max_rating=5)
     assert_rows(valid, [(1, 10, 5.0), (8, 11, 1.0)], "user_id course_id rating")
     assert quarantined["reason"].tolist() == [
         "missing_value", "missing_value", "missing_value", "unknown_course", "rating_out_of_range",
         "rating_out_of_range", "unknown_course", "missing_value",
     ]  # fmt: skip
     assert quarantined["user_id"].tolist()[3:7] == [4, 5, 6, 7]
-    assert transforms.reason_counts(quarantined, transforms.RATING_REASONS) == {
+    assert quality.reason_counts(quarantined, schemas.RATING_REASONS) == {
         "missing_value": 4, "unknown_course": 2, "rating_out_of_range": 2, "duplicate_pair": 0,
         "missing_timestamp": 0, "superseded": 0,
     }  # fmt: skip
@@ -90,7 +93,7 @@ def test_a_pair_rated_twice_is_set_aside_entirely_unless_the_other_copy_is_inval
         [(1, 10, 5.0), (1, 10, 3.0), (2, 10, 4.0), (2, 10, 9.0), (3, 11, 2.0)],
         "user_id course_id rating",
     )
-    valid, quarantined = transforms.validate_ratings(ratings, pd.Series([10, 11]), min_rating=1, max_rating=5)
+    valid, quarantined = rules.validate_ratings(ratings, pd.Series([10, 11]), min_rating=1, max_rating=5)
     assert_rows(valid, [(2, 10, 4.0), (3, 11, 2.0)], "user_id course_id rating")
     assert_rows(
         quarantined,
@@ -101,13 +104,13 @@ def test_a_pair_rated_twice_is_set_aside_entirely_unless_the_other_copy_is_inval
 
 def test_rating_bounds_are_configurable() -> None:
     ratings = frame([(1, 10, 0.5), (2, 10, 10.0), (3, 10, 11.0)], "user_id course_id rating")
-    valid, quarantined = transforms.validate_ratings(ratings, pd.Series([10]), min_rating=0.5, max_rating=10)
+    valid, quarantined = rules.validate_ratings(ratings, pd.Series([10]), min_rating=0.5, max_rating=10)
     assert valid["user_id"].tolist() == [1, 2]
     assert quarantined["user_id"].tolist() == [3]
 
 
 def test_empty_ratings_are_valid_and_nothing_is_set_aside() -> None:
-    valid, quarantined = transforms.validate_ratings(
+    valid, quarantined = rules.validate_ratings(
         frame([], "user_id course_id rating"), pd.Series([1]), min_rating=1, max_rating=5
     )
     assert valid.empty and list(valid.columns) == ["user_id", "course_id", "rating"]
@@ -118,9 +121,9 @@ def test_too_many_invalid_rows_fail_with_the_table_the_counts_and_examples() -> 
     quarantined = frame(
         [(1, 99, 4.0, "unknown_course"), (2, 10, 7.0, "rating_out_of_range")], "user_id course_id rating reason"
     )
-    transforms.check_invalid_share("rating", 200, quarantined, max_share=0.01)  # exactly 1%: allowed
-    with pytest.raises(transforms.InvalidSourceDataError) as failure:
-        transforms.check_invalid_share("rating", 199, quarantined, max_share=0.01)
+    quality.check_invalid_share("rating", 200, quarantined, max_share=0.01)  # exactly 1%: allowed
+    with pytest.raises(InvalidSourceDataError) as failure:
+        quality.check_invalid_share("rating", 199, quarantined, max_share=0.01)
     message = str(failure.value)
     assert message.startswith("rating: 2 of 199 rows (1.01%) break the rules, more than the 1.00% allowed")
     assert "1 unknown_course" in message and "1 rating_out_of_range" in message
@@ -133,7 +136,7 @@ def test_too_many_invalid_rows_fail_with_the_table_the_counts_and_examples() -> 
 def test_average_rating_is_the_mean_of_a_courses_ratings_and_unrated_courses_are_absent() -> None:
     ratings = frame([(1, 20, 4.0), (2, 20, 5.0), (3, 10, 3.0)], "user_id course_id rating")
     assert_rows(
-        transforms.average_course_ratings(ratings),
+        rules.average_course_ratings(ratings),
         [(10, 3.0, 1), (20, 4.5, 2)],
         "course_id average_rating n_ratings",
     )
@@ -150,7 +153,7 @@ COURSES = frame(
 def test_a_users_languages_are_all_languages_tied_for_most_ratings() -> None:
     ratings = frame([(1, 1, 5), (1, 4, 4), (2, 1, 3), (2, 2, 3), (2, 6, 1)], "user_id course_id rating")
     assert_rows(
-        transforms.user_languages(ratings, COURSES),
+        rules.user_languages(ratings, COURSES),
         [(1, "python", 1), (1, "r", 1), (2, "python", 2)],
         "user_id programming_language n_rated",
     )
@@ -168,7 +171,7 @@ def test_candidates_are_unrated_rated_courses_in_the_users_languages() -> None:
     ratings = frame(
         [(1, 1, 5), (1, 4, 4), (2, 1, 3), (2, 2, 3), (2, 3, 3), (3, 4, 5), (3, 5, 5)], "user_id course_id rating"
     )
-    candidates = transforms.courses_to_recommend(ratings, COURSES, AVERAGES, per_language=3)
+    candidates = rules.courses_to_recommend(ratings, COURSES, AVERAGES, per_language=3)
     # user 1: python and r tie, so courses of both; course 7 has no average; user 2 and 3 rated all of theirs
     # except course 8 (python); user 3 rated every rated r course.
     assert_rows(
@@ -180,7 +183,7 @@ def test_candidates_are_unrated_rated_courses_in_the_users_languages() -> None:
 
 def test_candidates_keep_only_the_best_few_per_user_and_language() -> None:
     ratings = frame([(1, 3, 5)], "user_id course_id rating")
-    candidates = transforms.courses_to_recommend(ratings, COURSES, AVERAGES, per_language=2)
+    candidates = rules.courses_to_recommend(ratings, COURSES, AVERAGES, per_language=2)
     assert candidates["course_id"].tolist() == [2, 8]  # 4.5 and 4.5 beat course 1's 4.0; 3 is rated
 
 
@@ -190,7 +193,7 @@ def test_top_recommendations_rank_by_rating_then_course_id_and_keep_three() -> N
         "user_id course_id rating",
     )
     assert_rows(
-        transforms.top_recommendations(candidates, per_user=3),
+        rules.top_recommendations(candidates, per_user=3),
         [(1, 3, 5.0, 1), (1, 2, 4.5, 2), (1, 8, 4.5, 3), (2, 9, 1.0, 1)],
         "user_id course_id rating rank",
     )
@@ -198,25 +201,10 @@ def test_top_recommendations_rank_by_rating_then_course_id_and_keep_three() -> N
 
 def test_no_ratings_give_no_candidates_and_no_recommendations() -> None:
     ratings = frame([], "user_id course_id rating").astype("int64")
-    averages = transforms.average_course_ratings(ratings)
-    candidates = transforms.courses_to_recommend(ratings, COURSES, averages)
+    averages = rules.average_course_ratings(ratings)
+    candidates = rules.courses_to_recommend(ratings, COURSES, averages)
     assert candidates.empty and list(candidates.columns) == ["user_id", "course_id", "rating"]
-    assert transforms.top_recommendations(candidates).empty
-
-
-def brute_force_recommendations(ratings: pd.DataFrame, courses: pd.DataFrame, per_user: int) -> pd.DataFrame:
-    """The rules spelled out the slow way: every user x course of their languages, then sort."""
-    averages = ratings.groupby("course_id")["rating"].mean().rename("rating").reset_index()
-    rated = ratings.merge(courses, on="course_id")
-    counts = rated.groupby(["user_id", "programming_language"]).size().rename("n").reset_index()
-    top = counts[counts["n"] == counts.groupby("user_id")["n"].transform("max")]
-    pairs = top.merge(courses, on="programming_language").merge(averages, on="course_id")
-    seen = set(zip(ratings["user_id"], ratings["course_id"], strict=True))
-    pairs = pairs[[(u, c) not in seen for u, c in zip(pairs["user_id"], pairs["course_id"], strict=True)]]
-    pairs = pairs.sort_values(["user_id", "rating", "course_id"], ascending=[True, False, True])
-    best = pairs.groupby("user_id").head(per_user)
-    best = best.assign(rank=best.groupby("user_id").cumcount() + 1)
-    return best[["user_id", "course_id", "rating", "rank"]].reset_index(drop=True)
+    assert rules.top_recommendations(candidates).empty
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -241,9 +229,9 @@ def test_walking_the_rankings_matches_the_brute_force_cross_join(seed: int) -> N
         .drop_duplicates(["user_id", "course_id"])
         .reset_index(drop=True)
     )
-    averages = transforms.average_course_ratings(ratings)
-    candidates = transforms.courses_to_recommend(ratings, courses, averages, per_language=3)
-    ours = transforms.top_recommendations(candidates, per_user=3)
+    averages = rules.average_course_ratings(ratings)
+    candidates = rules.courses_to_recommend(ratings, courses, averages, per_language=3)
+    ours = rules.top_recommendations(candidates, per_user=3)
     expected = brute_force_recommendations(ratings, courses, per_user=3)
     pd.testing.assert_frame_equal(ours, expected, check_dtype=False)
 
@@ -254,13 +242,13 @@ T1, T2, T3 = (pd.Timestamp(f"2026-11-2{day} 10:00", tz="UTC") for day in (1, 2, 
 
 
 def recommend(extract: pd.DataFrame, courses: pd.DataFrame, per_user: int = 3) -> pd.DataFrame:
-    """Return the top recommendations of a day's extract, chained as the workflow's tasks chain the transforms."""
-    valid, _ = transforms.validate_ratings(extract, courses["course_id"], min_rating=1, max_rating=5)
-    averages = transforms.average_course_ratings(valid)
-    candidates = transforms.courses_to_recommend(
+    """Return the top recommendations of a day's extract, chained as the workflow's tasks chain the rules."""
+    valid, _ = rules.validate_ratings(extract, courses["course_id"], min_rating=1, max_rating=5)
+    averages = rules.average_course_ratings(valid)
+    candidates = rules.courses_to_recommend(
         valid[["user_id", "course_id"]], courses, averages, per_language=per_user, rated=extract
     )
-    return transforms.top_recommendations(candidates, per_user=per_user)
+    return rules.top_recommendations(candidates, per_user=per_user)
 
 
 def test_a_course_rated_in_any_row_of_the_extract_is_never_recommended_to_that_user() -> None:
@@ -304,7 +292,7 @@ def test_the_latest_copy_of_a_re_rated_pair_is_the_rating_and_older_copies_are_s
         ],
         "user_id course_id rating rated_at",
     )  # fmt: skip
-    valid, quarantined = transforms.validate_ratings(ratings, pd.Series([10, 11]), min_rating=1, max_rating=5)
+    valid, quarantined = rules.validate_ratings(ratings, pd.Series([10, 11]), min_rating=1, max_rating=5)
     assert_rows(valid, [(1, 10, 4.0), (2, 10, 3.0), (3, 11, 1.0)], "user_id course_id rating")
     assert_rows(
         quarantined,
@@ -318,7 +306,7 @@ def test_copies_sharing_the_latest_stamp_are_all_set_aside_and_older_ones_supers
         [(1, 10, 2.0, T1), (1, 10, 4.0, T2), (1, 10, 5.0, T2), (2, 10, 3.0, T1), (2, 10, 3.0, T1)],
         "user_id course_id rating rated_at",
     )
-    valid, quarantined = transforms.validate_ratings(ratings, pd.Series([10]), min_rating=1, max_rating=5)
+    valid, quarantined = rules.validate_ratings(ratings, pd.Series([10]), min_rating=1, max_rating=5)
     assert valid.empty
     assert quarantined["reason"].tolist() == [
         "superseded", "duplicate_pair", "duplicate_pair", "duplicate_pair", "duplicate_pair",
@@ -335,7 +323,7 @@ def test_a_row_without_a_stamp_is_set_aside_as_missing_timestamp_and_still_count
         ],
         "user_id course_id rating rated_at",
     )  # fmt: skip
-    valid, quarantined = transforms.validate_ratings(extract, COURSES["course_id"], min_rating=1, max_rating=5)
+    valid, quarantined = rules.validate_ratings(extract, COURSES["course_id"], min_rating=1, max_rating=5)
     assert_rows(valid, [(1, 1, 4.0), (1, 2, 4.0), (2, 3, 5.0), (2, 8, 4.5)], "user_id course_id rating")
     assert quarantined["reason"].tolist() == ["missing_timestamp", "missing_value", "missing_timestamp"]
     assert_rows(
@@ -349,11 +337,11 @@ def test_superseded_rows_do_not_count_toward_the_invalid_share() -> None:
     quarantined = frame(
         [(1, 10, 2.0, "superseded")] * 5 + [(2, 99, 4.0, "unknown_course")], "user_id course_id rating reason"
     )
-    transforms.check_invalid_share("rating", 100, quarantined, max_share=0.01)  # 1 invalid row in 100: allowed
+    quality.check_invalid_share("rating", 100, quarantined, 0.01, schemas.UNCOUNTED_REASONS)  # 1 in 100: allowed
     out_of_range = frame([(3, 10, 9.0, "rating_out_of_range")], "user_id course_id rating reason")
     quarantined = pd.concat([quarantined, out_of_range], ignore_index=True)
-    with pytest.raises(transforms.InvalidSourceDataError) as failure:
-        transforms.check_invalid_share("rating", 100, quarantined, max_share=0.01)
+    with pytest.raises(InvalidSourceDataError) as failure:
+        quality.check_invalid_share("rating", 100, quarantined, 0.01, schemas.UNCOUNTED_REASONS)
     message = str(failure.value)
     assert message.startswith("rating: 2 of 100 rows (2.00%) break the rules, more than the 1.00% allowed")
     assert "1 unknown_course, 1 rating_out_of_range (and 5 superseded, not counted)" in message
@@ -377,11 +365,11 @@ def test_ids_anywhere_in_the_int64_range_give_exact_results() -> None:
         ],
         "user_id course_id rating",
     )  # fmt: skip
-    valid, quarantined = transforms.validate_ratings(extract, courses["course_id"], min_rating=1, max_rating=5)
+    valid, quarantined = rules.validate_ratings(extract, courses["course_id"], min_rating=1, max_rating=5)
     assert quarantined["reason"].tolist() == ["rating_out_of_range", "duplicate_pair", "duplicate_pair"]
     assert len(valid) == 10 and valid["user_id"].tolist()[:2] == [HIGH, HIGH]
     assert_rows(
-        transforms.user_languages(valid, courses),
+        rules.user_languages(valid, courses),
         [(LOW, "python", 2), (LOW, "r", 2), (-1, "python", 2), (0, "r", 1), (HIGH, "python", 2)],
         "user_id programming_language n_rated",
     )

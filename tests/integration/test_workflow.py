@@ -14,7 +14,9 @@ import pytest
 from conftest import REPO, SHARED, Databases, frame
 
 import workflow
-from workflow import db, embedded
+from workflow import devdb
+from workflow.io import copy
+from workflow.pipelines.courses import demo, schemas, warehouse
 
 DAY = dt.date(2026, 11, 24)
 COURSES = frame(
@@ -69,7 +71,7 @@ def daily_rows(databases: Databases, date: dt.date = DAY) -> list[tuple]:
 
 @pytest.fixture
 def small_source(clean: Databases) -> Databases:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     return clean
 
 
@@ -128,7 +130,7 @@ def test_recomputing_a_date_after_the_source_changed_replaces_exactly_that_dates
 
     # User 13 now also rated course 3 and user 15 is gone: their rows must change, no stale row may stay.
     changed = pd.concat([RATINGS[RATINGS["user_id"] != 15], frame([(13, 3, 1)], "user_id course_id rating")])
-    db.replace_source_tables(small_source.source, COURSES, changed.astype("Int64"))
+    demo.replace_source_tables(small_source.source, COURSES, changed.astype("Int64"))
     subprocess.run([sys.executable, "-m", "workflow", "invalidate", "--date", f"{DAY}"], check=True, cwd=REPO)
     build(DAY)
 
@@ -146,7 +148,7 @@ def test_recomputing_a_date_after_the_source_changed_replaces_exactly_that_dates
 def test_recomputing_the_same_input_gives_byte_identical_parquet(small_source: Databases) -> None:
     build()
     first = {path.name: path.read_bytes() for path in (small_source.output / f"{DAY}").glob("*.parquet")}
-    db.forget_load(small_source.warehouse, DAY)
+    warehouse.forget_load(small_source.warehouse, DAY)
     shutil.rmtree(small_source.output / f"{DAY}")
     build()
     assert {path.name: path.read_bytes() for path in (small_source.output / f"{DAY}").glob("*.parquet")} == first
@@ -156,7 +158,7 @@ def test_recomputing_the_same_input_gives_byte_identical_parquet(small_source: D
 def test_loading_an_older_date_never_changes_what_is_current(small_source: Databases) -> None:
     build(DAY)
     renamed = COURSES.assign(title=COURSES["title"] + " (old)")
-    db.replace_source_tables(small_source.source, renamed, RATINGS[RATINGS["user_id"] != 10].astype("Int64"))
+    demo.replace_source_tables(small_source.source, renamed, RATINGS[RATINGS["user_id"] != 10].astype("Int64"))
     build(DAY - dt.timedelta(days=3))
     current = small_source.warehouse_rows("SELECT user_id, course_id, rating, rank FROM recommendations ORDER BY 1, 4")
     assert current == EXPECTED
@@ -182,7 +184,7 @@ def test_the_luigi_command_runs_the_graph_and_exits_zero(small_source: Databases
 
 
 def test_a_failed_run_exits_non_zero_and_names_the_missing_table(clean: Databases) -> None:
-    db.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     clean.query(clean.source, "DROP TABLE rating")
     result = run_luigi_command(DAY)
     assert result.returncode == 30  # [retcode] task_failed
@@ -193,7 +195,7 @@ def test_a_failed_run_exits_non_zero_and_names_the_missing_table(clean: Database
 @pytest.mark.skipif(not (SHARED / "datasets" / "datacamp").exists(), reason="../shared/datasets/datacamp is absent")
 def test_the_real_case_study_data(clean: Databases) -> None:
     dump = SHARED / "datasets" / "datacamp" / "datacamp_application.sql"
-    psql = embedded.find_bindir() / "psql"
+    psql = devdb.find_bindir() / "psql"
     if not psql.exists():
         psql = shutil.which("psql")
     from sqlalchemy.engine import make_url  # noqa: PLC0415
@@ -205,10 +207,10 @@ def test_the_real_case_study_data(clean: Databases) -> None:
         check=True, capture_output=True, env={**os.environ, "PGPASSWORD": url.password or ""},
     )  # fmt: skip
     build()
-    from test_transforms import brute_force_recommendations  # noqa: PLC0415
+    from reference import brute_force_recommendations  # noqa: PLC0415
 
-    source = db.extract_table(clean.source, "rating", db.RATING_SCHEMA)[0].to_pandas()
-    courses = db.extract_table(clean.source, "courses", db.COURSES_SCHEMA)[0].to_pandas()
+    source = copy.extract_table(clean.source, "rating", schemas.RATING_SCHEMA)[0].to_pandas()
+    courses = copy.extract_table(clean.source, "courses", schemas.COURSES_SCHEMA)[0].to_pandas()
     courses["programming_language"] = courses["programming_language"].fillna("r")
     expected = brute_force_recommendations(source, courses[["course_id", "programming_language"]], per_user=3)
     loaded = pd.DataFrame(daily_rows(clean), columns=["user_id", "course_id", "rating", "rank"])
@@ -247,3 +249,12 @@ def test_a_broken_source_stops_the_run_with_an_error_naming_what_is_wrong(
     result = run_luigi_command(DAY)
     assert result.returncode == 30
     assert message in result.stderr
+
+
+def test_the_warehouse_table_has_the_columns_the_schemas_module_declares(small_source: Databases) -> None:
+    build()
+    columns = small_source.warehouse_rows(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'daily_recommendations'"
+        " ORDER BY ordinal_position"
+    )
+    assert [name for (name,) in columns] == ["recommendation_date", *schemas.RECOMMENDATION_COLUMNS]

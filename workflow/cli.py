@@ -1,0 +1,167 @@
+"""Command line: `python -m workflow {recommend,demo-data,invalidate,status,summary,db,scheduler}`."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import shutil
+import sys
+
+from workflow import databases, scheduler, use_repository_config
+from workflow.core import outputs
+from workflow.errors import WorkflowError
+from workflow.io.urls import safe_url
+from workflow.pipelines.courses import demo, warehouse
+
+
+def recommend(args: argparse.Namespace) -> None:
+    """Print the user's current recommendations above the threshold, as the case study's query returns them."""
+    rows = warehouse.recommended_titles(databases.warehouse_url(), args.user_id, args.threshold)
+    if not rows:
+        print(f"no recommendations above {args.threshold} for user {args.user_id}")
+    for title, rating in rows:
+        print(f"{rating:.3f}  {title}")
+
+
+def demo_data(args: argparse.Namespace) -> None:
+    """Fill the source database with the synthetic data set (only when empty, with --if-empty)."""
+    url = databases.source_url()
+    if args.if_empty and demo.source_row_count(url) > 0:
+        print(f"source {safe_url(url)} already holds ratings; left as it is")
+        return
+    courses, ratings = demo.demo_data(args.ratings, until=args.until, seed=args.seed)
+    demo.replace_source_tables(url, courses, ratings)
+    print(
+        f"source {safe_url(url)}: wrote {len(courses):,} courses and {len(ratings):,} ratings "
+        f"by {ratings['user_id'].nunique():,} users"
+    )
+
+
+def invalidate(args: argparse.Namespace) -> None:
+    """Forget dates (their parquet targets and warehouse load marker) so the next run recomputes them."""
+    last = args.to or args.date
+    url = databases.warehouse_url()
+    for offset in range((last - args.date).days + 1):
+        date = args.date + dt.timedelta(days=offset)
+        with outputs.exclusive(date) as targets:  # never under a run of the date that is still going on
+            had_targets = targets.exists()
+            shutil.rmtree(targets, ignore_errors=True)
+        had_load = warehouse.forget_load(url, date)
+        print(
+            f"{date}: removed {'targets' if had_targets else 'no targets'}, {'load marker' if had_load else 'no load'}"
+        )
+
+
+def status(args: argparse.Namespace) -> None:
+    """Print the date's run records, failed ones included, and whether the warehouse holds its load."""
+    folders = outputs.run_records_dirs(args.date)
+    records = [json.loads(path.read_text()) for folder in folders for path in folder.glob("*.json")]
+    if not records:
+        print(f"{args.date}: no run records under {folders[0]}")
+    for record in sorted(records, key=lambda record: record["finished_at"]):
+        details = ", ".join(
+            f"{key}={value}"
+            for key, value in record.items()
+            if key not in ("task", "date", "status", "finished_at", "duration_s")
+        )
+        outcome = record.get("status", "done")
+        print(f"{record['task']:<22} {outcome:<6} {record['finished_at']}  {record['duration_s']:>7.2f} s  {details}")
+    url = databases.warehouse_url()
+    if args.date in warehouse.loaded_dates(url, [args.date]):
+        print(f"warehouse: {args.date} loaded")
+    elif args.date in warehouse.loaded_dates(url, [args.date], include_partial=True):
+        print(f"warehouse: {args.date} loaded as a partial day (recomputed by the first run after it ends)")
+    else:
+        print(f"warehouse: {args.date} not loaded")
+
+
+def run_scheduler(args: argparse.Namespace) -> None:
+    """Start or stop the central scheduler (luigid) in the background."""
+    if args.action == "start":
+        scheduler.start(args.port, args.address)
+    else:
+        scheduler.stop()
+
+
+def summary(args: argparse.Namespace) -> None:
+    """Print the warehouse's loads and the current recommendations of a few users."""
+    url = databases.warehouse_url()
+    for date, n_recommendations, n_users in warehouse.loads(url):
+        print(f"loaded {date}: {n_recommendations:,} recommendations for {n_users:,} users")
+    for user_id in warehouse.some_users(url, args.users):
+        print(f"user {user_id}:")
+        for title, rating in warehouse.recommended_titles(url, user_id, 0):
+            print(f"  {rating:.3f}  {title}")
+
+
+def database(args: argparse.Namespace) -> None:
+    """Start or stop the embedded server, or print its URLs (passwords hidden)."""
+    server = databases.embedded_server()
+    if args.action == "start":
+        server.ensure_running()
+    elif args.action == "stop":
+        server.stop()
+        print(f"embedded server in {server.root} stopped")
+        return
+    print(f"source:    {safe_url(databases.source_url())}")
+    print(f"warehouse: {safe_url(databases.warehouse_url())}")
+
+
+def yesterday() -> dt.date:
+    """Return yesterday's date in UTC: the newest day that is over, and the default date of a run."""
+    return dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; an expected failure prints one line and exits 1, a bug keeps its traceback."""
+    parser = argparse.ArgumentParser(prog="python -m workflow", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    command = commands.add_parser("recommend", help=recommend.__doc__)
+    command.add_argument("--user-id", type=int, required=True)
+    command.add_argument("--threshold", type=float, default=4.5)
+    command.set_defaults(handler=recommend)
+
+    command = commands.add_parser("demo-data", help=demo_data.__doc__)
+    command.add_argument("--ratings", type=int, default=2_000_000)
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--if-empty", action="store_true")
+    command.add_argument(
+        "--until", type=dt.date.fromisoformat, default=yesterday(), help="last day of the ratings' year (UTC)"
+    )
+    command.set_defaults(handler=demo_data)
+
+    command = commands.add_parser("invalidate", help=invalidate.__doc__)
+    command.add_argument("--date", type=dt.date.fromisoformat, required=True)
+    command.add_argument("--to", type=dt.date.fromisoformat, help="last date of a range (inclusive)")
+    command.set_defaults(handler=invalidate)
+
+    command = commands.add_parser("status", help=status.__doc__)
+    command.add_argument("--date", type=dt.date.fromisoformat, default=yesterday(), help="default: yesterday (UTC)")
+    command.set_defaults(handler=status)
+
+    command = commands.add_parser("scheduler", help=run_scheduler.__doc__)
+    command.add_argument("action", choices=["start", "stop"])
+    command.add_argument("--port", type=int, default=8082)
+    command.add_argument("--address", default="127.0.0.1")
+    command.set_defaults(handler=run_scheduler)
+
+    command = commands.add_parser("summary", help=summary.__doc__)
+    command.add_argument("--users", type=int, default=3)
+    command.set_defaults(handler=summary)
+
+    command = commands.add_parser("db", help=database.__doc__)
+    command.add_argument("action", choices=["start", "stop", "url"])
+    command.set_defaults(handler=database)
+
+    args = parser.parse_args(argv)
+    use_repository_config()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    try:
+        args.handler(args)
+    except WorkflowError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0

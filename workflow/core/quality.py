@@ -1,0 +1,54 @@
+"""Data quality: rows split from the ones that break checks, counted by reason, and the invalid-share limit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from workflow.errors import InvalidSourceDataError
+
+
+def split_by_checks(
+    frame: pd.DataFrame, checks: list[tuple[str, np.ndarray]], kept_columns: list[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a frame into the rows that pass every check (with kept_columns only, when given) and the others.
+
+    The others get the first check they fail as `reason`.
+    """
+    first_failed = np.zeros(len(frame), dtype=np.int8)  # 0: passed every check, i: failed check i first
+    for number, (_, failed) in enumerate(checks, start=1):
+        first_failed[(first_failed == 0) & failed] = number
+    failed_any = first_failed > 0
+    names = np.array([name for name, _ in checks], dtype=object)
+    quarantined = frame[failed_any].assign(reason=names[first_failed[failed_any] - 1])
+    kept = frame[~failed_any] if kept_columns is None else frame.loc[~failed_any, kept_columns]
+    return kept, quarantined.reset_index(drop=True)
+
+
+def reason_counts(quarantined: pd.DataFrame, reasons: list[str]) -> dict[str, int]:
+    """Return how many rows were set aside for each reason, zeros included."""
+    counts = quarantined["reason"].value_counts()
+    return {reason: int(counts.get(reason, 0)) for reason in reasons}
+
+
+def check_invalid_share(
+    table: str, n_rows: int, quarantined: pd.DataFrame, max_share: float, uncounted: list[str] | tuple[str, ...] = ()
+) -> None:
+    """Raise InvalidSourceDataError naming the table, the counts per reason and a few rows when too many are invalid.
+
+    Rows set aside for one of uncounted (older copies of a re-rated pair) are not invalid:
+    they count neither toward the share nor in the message's counts, which mentions them apart.
+    """
+    invalid = quarantined[~quarantined["reason"].isin(uncounted).to_numpy()]
+    if n_rows == 0 or len(invalid) / n_rows <= max_share:
+        return
+    counts = invalid["reason"].value_counts()
+    examples = invalid.groupby("reason", sort=True).head(1).head(3).to_dict("records")
+    uncounted = quarantined.loc[quarantined["reason"].isin(uncounted).to_numpy(), "reason"].value_counts()
+    raise InvalidSourceDataError(
+        f"{table}: {len(invalid):,} of {n_rows:,} rows ({len(invalid) / n_rows:.2%}) break the rules, "
+        f"more than the {max_share:.2%} allowed ([rules] max_invalid_share): "
+        + ", ".join(f"{count:,} {reason}" for reason, count in counts.items())
+        + "".join(f" (and {count:,} {reason}, not counted)" for reason, count in uncounted.items())
+        + f"; for example {examples}"
+    )

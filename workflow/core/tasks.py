@@ -1,0 +1,160 @@
+"""The building blocks of every pipeline's tasks: dated parquet targets, run records, quarantine, one-line failures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import luigi
+import pandas as pd
+import pyarrow as pa
+
+from workflow import config
+from workflow.core import outputs, quality
+from workflow.errors import DayNotOverError, InvalidSourceDataError, WorkflowError
+from workflow.io import files, parquet
+
+log = logging.getLogger("luigi-interface.workflow.tasks")
+
+
+class RecordedTask(luigi.Task):
+    """A dated task that leaves a run record (`<output>/<date>/runs/<task>.json`) of what it did."""
+
+    date = luigi.DateParameter()
+    partial_day = luigi.BoolParameter(
+        default=False,
+        description="compute a day that has not ended (UTC) from the ratings so far; "
+        "its targets go to <date>/partial/ and the first run after the day ends recomputes it",
+    )
+
+    @property
+    def name(self) -> str:
+        """Return the task's name in snake case, as used in file names."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+
+    @property
+    def folder(self) -> Path:
+        """Return the folder of this run's targets, quarantine files and run records."""
+        return outputs.date_folder(self.date, self.partial_day)
+
+    # What the run observed (rows in and out, rows dropped, the source's state), for its run record.
+    facts: dict[str, Any]
+
+    def read(self, task: luigi.Task, columns: list[str] | None = None) -> pd.DataFrame:
+        """Return the parquet output of a required task, its ids exact (counted in the run record's rows_in)."""
+        frame = parquet.read_frame(task.output().path, columns)
+        self.facts["rows_in"] = self.facts.get("rows_in", 0) + len(frame)
+        return frame
+
+    def on_failure(self, exception: BaseException) -> str:
+        """Return what the scheduler shows of a failure: one line for an expected one, the traceback otherwise."""
+        if isinstance(exception, WorkflowError):
+            return f"{type(exception).__name__}: {exception}"
+        return super().on_failure(exception)
+
+
+def end_of_day(date: dt.date) -> dt.datetime:
+    """Return the first instant after the date's day, in UTC: data stamped before it belongs to the date."""
+    return dt.datetime.combine(date + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+
+
+def refuse_unfinished_day(task: RecordedTask, table: str) -> None:
+    """Refuse a date whose day (UTC) has not ended, unless the task asks for a partial day."""
+    if task.partial_day or end_of_day(task.date) <= dt.datetime.now(dt.timezone.utc):
+        return
+    raise DayNotOverError(
+        f"{task.date} is not over yet (UTC): its {table} are complete at {end_of_day(task.date):%Y-%m-%d %H:%M} UTC, "
+        "when it can run; pass --partial-day to load the data so far (the first run after the day ends recomputes it)"
+    )
+
+
+@RecordedTask.event_handler(luigi.Event.START)
+def start_run_record(task: RecordedTask) -> None:
+    """Start the task's run record afresh, and hold the date's folder (removing files a killed run left there)."""
+    task.facts = {}
+    task.started = time.monotonic()
+    outputs.use(task.date)
+
+
+@RecordedTask.event_handler(luigi.Event.PROCESSING_TIME)
+def write_run_record(task: RecordedTask, seconds: float) -> None:
+    """Log how long the task took and write its run record."""
+    log.info("%s took %.2f s", task, seconds)
+    _write_record(task, "done", seconds, task.facts)
+
+
+@RecordedTask.event_handler(luigi.Event.FAILURE)
+def write_failure_record(task: RecordedTask, exception: BaseException) -> None:
+    """Write the failed task's run record: its duration and the one-line error (URLs in it have no password)."""
+    seconds = time.monotonic() - getattr(task, "started", time.monotonic())
+    error = " ".join(f"{type(exception).__name__}: {exception}".split())
+    _write_record(task, "failed", seconds, {**getattr(task, "facts", {}), "error": error})
+
+
+def _write_record(task: RecordedTask, status: str, seconds: float, facts: dict[str, Any]) -> None:
+    """Write a run record atomically: `<task>.json` for the last success, `<task>.failed.json` for the last failure."""
+    record = {
+        "task": type(task).__name__,
+        "date": f"{task.date:%Y-%m-%d}",
+        "status": status,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "duration_s": round(seconds, 3),
+        **({"partial_day": True} if task.partial_day else {}),
+        **facts,
+    }
+    folder = task.folder / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{task.name}{'.failed' if status == 'failed' else ''}.json"
+    files.write_text(path, json.dumps(record, indent=2, default=str) + "\n")
+
+
+class _OneLineFailures(logging.Filter):
+    """Drop the traceback from luigi's log of an expected failure, keeping its one-line message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], WorkflowError):
+            error = record.exc_info[1]
+            record.msg, record.args = f"{record.getMessage()}: {type(error).__name__}: %s", (error,)
+            record.exc_info = record.exc_text = None
+        return True
+
+
+logging.getLogger("luigi-interface").addFilter(_OneLineFailures())
+
+
+class ParquetTask(RecordedTask):
+    """A step that writes one parquet file at `<output>/<date>/<task_name>.parquet`."""
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(self.folder / f"{self.name}.parquet"))
+
+    def write(self, table: pa.Table | pd.DataFrame) -> None:
+        """Write the target atomically: it appears whole under its final name or not at all."""
+        if isinstance(table, pd.DataFrame):
+            table = pa.Table.from_pandas(table, preserve_index=False)
+        self.set_status_message(f"writing {table.num_rows:,} rows")
+        self.set_progress_percentage(90)
+        parquet.write_target(table, self.output())
+        self.facts["rows_out"] = table.num_rows
+        self.set_status_message(f"wrote {table.num_rows:,} rows")
+        self.set_progress_percentage(100)
+
+    def set_aside(
+        self, table: str, n_rows: int, quarantined: pd.DataFrame, reasons: list[str], uncounted: list[str] = ()
+    ) -> None:
+        """Write the rows that break the rules to the quarantine file, count them, and fail if there are too many."""
+        path = self.folder / f"quarantined_{table}.parquet"
+        parquet.write_file(pa.Table.from_pandas(quarantined, preserve_index=False), path)
+        counts = quality.reason_counts(quarantined, reasons)
+        self.facts["set_aside"] = counts
+        log.info("%s: %d rows, %d set aside in %s: %s", table, n_rows, len(quarantined), path.name,
+                 ", ".join(f"{count} {reason}" for reason, count in counts.items()))  # fmt: skip
+        try:
+            quality.check_invalid_share(table, n_rows, quarantined, config.rules().max_invalid_share, uncounted)
+        except InvalidSourceDataError as error:
+            raise InvalidSourceDataError(f"{error}; all of them are in {path}") from None

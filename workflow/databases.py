@@ -1,0 +1,48 @@
+"""Which database a run uses, decided in one place: the configured URL, or the embedded server on first need."""
+
+from __future__ import annotations
+
+import os
+from configparser import InterpolationError
+
+import luigi
+
+from workflow.core.outputs import output_dir
+from workflow.devdb import EmbeddedServer
+from workflow.io.urls import driver_url
+
+
+def embedded_server() -> EmbeddedServer:
+    """Return the embedded server that lives under the output root."""
+    return EmbeddedServer(output_dir() / "postgres")
+
+
+def configured_url(option: str, env_var: str) -> str | None:
+    """Return the URL set in the environment variable or in luigi.cfg's [database] option, with its driver named."""
+    if os.environ.get(env_var):
+        return driver_url(os.environ[env_var], env_var)
+    try:
+        value = luigi.configuration.get_config().get("database", option, None)
+    except InterpolationError:  # luigi.cfg says ${ENV_VAR} and the variable is unset
+        return None
+    return driver_url(value, f"[database] {option}") if value else None
+
+
+def _database_url(option: str, env_var: str, embedded_database: str) -> str:
+    """Return the configured URL, or that of a database on the embedded server (started if need be)."""
+    url = configured_url(option, env_var)
+    if url:
+        return url
+    server = embedded_server()
+    server.ensure_running()
+    return server.url(embedded_database)
+
+
+def source_url() -> str:
+    """Return the URL of the application (source) database."""
+    return _database_url("source_url", "SOURCE_DATABASE_URL", "datacamp_application")
+
+
+def warehouse_url() -> str:
+    """Return the URL of the data warehouse."""
+    return _database_url("dwh_url", "DWH_DATABASE_URL", "dwh")

@@ -1,0 +1,195 @@
+"""The courses pipeline's Luigi tasks: from the source's courses and ratings to the warehouse's recommendations."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import luigi
+
+from workflow import config, databases
+from workflow.core.tasks import ParquetTask, RecordedTask, end_of_day, refuse_unfinished_day
+from workflow.errors import DatabaseUnavailableError
+from workflow.io.copy import extract_table
+from workflow.io.postgres import has_column
+from workflow.io.urls import safe_url
+from workflow.pipelines.courses import rules, warehouse
+from workflow.pipelines.courses.schemas import (
+    COURSE_REASONS,
+    COURSES_SCHEMA,
+    RATED_AT,
+    RATING_REASONS,
+    RATING_SCHEMA,
+    UNCOUNTED_REASONS,
+)
+
+log = logging.getLogger("luigi-interface.workflow.courses")
+
+
+class ExtractedCourses(ParquetTask):
+    """The source courses table as extracted on the date (the catalogue has no history: a snapshot)."""
+
+    def run(self) -> None:
+        self.set_status_message("extracting courses")
+        source = config.source()
+        courses, _ = extract_table(databases.source_url(), source.courses_table, COURSES_SCHEMA, schema=source.schema)
+        self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+        self.write(courses)
+
+
+class ExtractedRatings(ParquetTask):
+    """The source rating table as it stood at the end of the date (UTC), or a snapshot when it has no timestamps."""
+
+    def run(self) -> None:
+        self.set_status_message("extracting ratings")
+        source, url = config.source(), databases.source_url()
+        column = source.rating_timestamp_column or None
+        # Without timestamps the source is a snapshot: today is then the only meaningful date.
+        if column and has_column(url, source.rating_table, column, schema=source.schema):
+            refuse_unfinished_day(self, "ratings")
+        cut = end_of_day(self.date)
+        # The stamp is read too (as `rated_at`, whatever the source calls it): the latest copy of a
+        # re-rated pair is the rating, and rows without one are set aside.
+        ratings, as_of = extract_table(
+            url, source.rating_table, RATING_SCHEMA,
+            schema=source.schema, timestamp_column=column, before=cut, timestamp_as=RATED_AT,
+        )  # fmt: skip
+        if as_of:
+            self.facts["source"] = f"as of {cut:%Y-%m-%d %H:%M:%S} UTC ({source.rating_table}.{column} < that, or NULL)"
+        else:
+            taken = dt.datetime.now(dt.timezone.utc)
+            self.facts["source"] = f"snapshot taken {taken:%Y-%m-%d %H:%M:%S} UTC (no column {column!r})"
+            log.warning("%s has no column %r: extracting the current snapshot, not the data as of %s",
+                        source.rating_table, column, self.date)  # fmt: skip
+        self.write(ratings)
+
+
+class CleanedCourses(ParquetTask):
+    """The courses with their programming language normalised; those with a missing or repeated id set aside."""
+
+    def requires(self) -> ExtractedCourses:
+        return self.clone(ExtractedCourses)
+
+    def run(self) -> None:
+        courses = self.read(self.requires())
+        cleaned, quarantined = rules.clean_courses(courses, config.rules().language_fill)
+        self.set_aside("courses", len(courses), quarantined, COURSE_REASONS)
+        self.write(cleaned)
+
+
+class ValidRatings(ParquetTask):
+    """The ratings that pass every validity rule; the others are set aside in quarantined_ratings.parquet."""
+
+    def requires(self) -> dict[str, luigi.Task]:
+        return {"ratings": self.clone(ExtractedRatings), "courses": self.clone(CleanedCourses)}
+
+    def run(self) -> None:
+        ratings = self.read(self.requires()["ratings"])
+        course_ids = self.read(self.requires()["courses"], ["course_id"])["course_id"]
+        settings = config.rules()
+        valid, quarantined = rules.validate_ratings(ratings, course_ids, settings.min_rating, settings.max_rating)
+        self.set_aside("ratings", len(ratings), quarantined, RATING_REASONS, UNCOUNTED_REASONS)
+        self.write(valid)
+
+
+class AverageCourseRatings(ParquetTask):
+    """Each rated course's mean rating."""
+
+    def requires(self) -> ValidRatings:
+        return self.clone(ValidRatings)
+
+    def run(self) -> None:
+        self.write(rules.average_course_ratings(self.read(self.requires())))
+
+
+class CoursesToRecommend(ParquetTask):
+    """Candidate (user, course) pairs: each user's best courses in each of their languages not rated in any row."""
+
+    def requires(self) -> dict[str, luigi.Task]:
+        return {
+            "ratings": self.clone(ValidRatings),
+            "courses": self.clone(CleanedCourses),
+            "averages": self.clone(AverageCourseRatings),
+            "extracted": self.clone(ExtractedRatings),  # a course rated by any row, valid or not, is rated
+        }
+
+    def run(self) -> None:
+        inputs = self.requires()
+        candidates = rules.courses_to_recommend(
+            self.read(inputs["ratings"], ["user_id", "course_id"]),
+            self.read(inputs["courses"], ["course_id", "programming_language"]),
+            self.read(inputs["averages"]),
+            per_language=config.rules().recommendations_per_user,
+            rated=self.read(inputs["extracted"], ["user_id", "course_id"]),
+        )
+        self.write(candidates)
+
+
+class TopRecommendations(ParquetTask):
+    """Each user's top recommendations, ranked from 1."""
+
+    def requires(self) -> CoursesToRecommend:
+        return self.clone(CoursesToRecommend)
+
+    def run(self) -> None:
+        candidates = self.read(self.requires())
+        self.write(rules.top_recommendations(candidates, config.rules().recommendations_per_user))
+
+
+class WarehouseLoad(luigi.Target):
+    """Exists when the warehouse holds a committed load of the date (a partial day's counts only for partial runs)."""
+
+    def __init__(self, date: dt.date, partial_day: bool = False) -> None:
+        self.date = date
+        self.partial_day = partial_day
+
+    def exists(self) -> bool:
+        return self.date in warehouse.loaded_dates(
+            databases.warehouse_url(), [self.date], include_partial=self.partial_day
+        )
+
+
+class RecommendationsTask(RecordedTask):
+    """The date's recommendations and the courses dimension, loaded into the warehouse."""
+
+    # Set when the completeness check could not reach the warehouse: the run then fails at once, in run().
+    unreachable: DatabaseUnavailableError | None = None
+
+    def requires(self) -> dict[str, luigi.Task]:
+        if self.unreachable is not None:
+            return {}  # nothing upstream is worth computing for a warehouse that cannot be reached
+        return {"recommendations": self.clone(TopRecommendations), "courses": self.clone(CleanedCourses)}
+
+    def output(self) -> WarehouseLoad:
+        return WarehouseLoad(self.date, self.partial_day)
+
+    def complete(self) -> bool:
+        """Return whether the date is loaded; an unreachable warehouse makes the task fail in run(), with its reason."""
+        self.unreachable = None
+        try:
+            return super().complete()
+        except DatabaseUnavailableError as error:
+            self.unreachable = error
+            return False
+
+    @classmethod
+    def bulk_complete(cls, parameter_tuples: list[dt.date]) -> list[dt.date]:
+        """Return the dates already loaded, with one warehouse query (used by RangeDaily)."""
+        dates = list(parameter_tuples)
+        try:
+            loaded = warehouse.loaded_dates(databases.warehouse_url(), dates)
+        except DatabaseUnavailableError:
+            return []  # each date's own check then fails its task with the reason
+        return [date for date in dates if date in loaded]
+
+    def run(self) -> None:
+        if self.unreachable is not None:
+            raise self.unreachable
+        inputs = self.requires()
+        recommendations = self.read(inputs["recommendations"])
+        courses = self.read(inputs["courses"])
+        self.set_status_message(f"loading {len(recommendations):,} recommendations")
+        url = databases.warehouse_url()
+        loaded = warehouse.load_recommendations(url, self.date, recommendations, courses, partial_day=self.partial_day)
+        self.facts.update(rows_in=len(recommendations), rows_out=loaded, warehouse=safe_url(url))
+        self.set_progress_percentage(100)
