@@ -20,7 +20,8 @@ import psycopg2
 import pytest
 from conftest import REPO
 
-from workflow.devdb.server import LOCATION_FILE, SUPERUSER, EmbeddedServer, _server_account
+from workflow.devdb.machine import server_account
+from workflow.devdb.server import LOCATION_FILE, SUPERUSER, EmbeddedServer
 
 AS_ROOT = os.geteuid() == 0
 
@@ -75,7 +76,7 @@ def test_a_checkout_in_a_private_folder_gets_a_server_and_its_folders_stay_as_th
     output = checkout / "output"
     output.mkdir(parents=True)
     users_folders = [*reversed(private_parent.parents), private_parent, checkout, output]
-    account = _server_account()
+    account = server_account()
     if account is not None:
         users_folders.append(Path(account.pw_dir))  # the account's home: the project only adds a folder to it
     before = ownership(users_folders)

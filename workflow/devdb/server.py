@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import fcntl
-import glob
 import hashlib
-import importlib.util
 import logging
 import os
 import pwd
 import shutil
-import socket
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -18,138 +15,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from workflow.devdb import machine
 from workflow.errors import EmbeddedServerError
 
 log = logging.getLogger("luigi-interface.workflow.devdb")
 
 DATABASES = ("datacamp_application", "dwh", "luigi_task_history")
 SUPERUSER = "postgres"
-# As root, when the server's account cannot enter the output root, its cluster lives in a folder of its own
-# named after this, under the account's home (else /var/tmp); this file of the server's root names that folder.
-OUTSIDE_FOLDER = "course-recommendations"
+# As root, when the server's account cannot enter the output root, this file of the server's root names the
+# folder its cluster lives in instead (see machine.OUTSIDE_FOLDER).
 LOCATION_FILE = "cluster-location"
-
-
-def find_bindir() -> Path:
-    """Return the folder of PostgreSQL server binaries: the machine's own first, the pgserver wheel's last."""
-    candidates: list[Path] = []
-    if os.environ.get("WORKFLOW_PG_BINDIR"):
-        candidates.append(Path(os.environ["WORKFLOW_PG_BINDIR"]))
-    on_path = shutil.which("postgres")
-    if on_path:
-        candidates.append(Path(os.path.realpath(on_path)).parent)
-
-    def major_version(path: str) -> int:
-        version = Path(path).parent.name
-        return int(version) if version.isdigit() else 0
-
-    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=major_version, reverse=True)
-    candidates.extend(Path(p) for p in debian)
-    wheel = importlib.util.find_spec("pgserver")  # located, not imported: only its binaries are used
-    if wheel is not None and wheel.submodule_search_locations:
-        candidates.append(Path(wheel.submodule_search_locations[0]) / "pginstall" / "bin")
-    for bindir in candidates:
-        if all((bindir / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
-            return bindir
-    raise EmbeddedServerError(
-        "no PostgreSQL server binaries found (looked for initdb, pg_ctl, postgres in "
-        f"{', '.join(map(str, candidates)) or 'nothing'}); install PostgreSQL or the pgserver "
-        "package, or set SOURCE_DATABASE_URL and DWH_DATABASE_URL"
-    )
-
-
-def _server_account() -> pwd.struct_passwd | None:
-    """Return the system account that runs the server when we are root (PostgreSQL refuses root)."""
-    if os.geteuid() != 0:
-        return None
-    name = os.environ.get("WORKFLOW_PG_OS_USER", "postgres")
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        raise EmbeddedServerError(
-            f"running as root, and PostgreSQL refuses to run as root, but there is no system user "
-            f"{name!r} to run the embedded server; create one (useradd --system {name}), set "
-            "WORKFLOW_PG_OS_USER to another non-root user, or set SOURCE_DATABASE_URL and DWH_DATABASE_URL"
-        ) from None
-
-
-def _unreachable_parent(folder: Path, account: pwd.struct_passwd) -> Path | None:
-    """Return the first folder above `folder` that the account cannot enter (the server has no extra groups)."""
-    for parent in reversed(folder.parents):
-        mode = parent.stat()
-        if mode.st_uid == account.pw_uid:
-            permitted = mode.st_mode & stat.S_IXUSR
-        elif mode.st_gid == account.pw_gid:
-            permitted = mode.st_mode & stat.S_IXGRP
-        else:
-            permitted = mode.st_mode & stat.S_IXOTH
-        if not permitted:
-            return parent
-    return None
-
-
-def _outside_base(account: pwd.struct_passwd) -> Path:
-    """Return the folder for clusters kept outside output roots: in the account's home when usable, else /var/tmp."""
-    home = Path(account.pw_dir)
-    try:
-        usable = (
-            home.is_absolute()
-            and home != Path("/")
-            and home.is_dir()
-            and home.stat().st_uid in (0, account.pw_uid)
-            and _unreachable_parent(home / OUTSIDE_FOLDER, account) is None
-        )
-    except OSError:
-        usable = False
-    return home / OUTSIDE_FOLDER if usable else Path("/var/tmp") / f"{OUTSIDE_FOLDER}-{account.pw_name}"
-
-
-def _private_folder(path: Path, account: pwd.struct_passwd) -> None:
-    """Create the folder (mode 0700, the account's) unless it exists; refuse one that someone else made."""
-    try:
-        path.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
-    else:
-        os.chown(path, account.pw_uid, account.pw_gid, follow_symlinks=False)
-        os.chmod(path, 0o700)  # whatever the umask: the project's own folder
-    mode = path.lstat()
-    if not stat.S_ISDIR(mode.st_mode) or mode.st_uid not in (0, account.pw_uid):
-        raise EmbeddedServerError(
-            f"{path} should be a folder of the embedded server's account {account.pw_name!r} but is not "
-            "(a symbolic link, or made by someone else); remove it"
-        )
-
-
-def _postmaster_port(data_dir: Path) -> int | None:
-    """Return the port of the postmaster of this data folder when it is alive, else None."""
-    try:
-        lines = (data_dir / "postmaster.pid").read_text().splitlines()
-    except (FileNotFoundError, NotADirectoryError, PermissionError):
-        return None
-    if len(lines) < 4:
-        return None
-    try:
-        os.kill(int(lines[0]), 0)  # signal 0: is the postmaster alive? (what `pg_ctl status` checks)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, and run by another user
-    return int(lines[3])
-
-
-def _remove_orphans(base: Path, keep: Path) -> None:
-    """Delete the stopped clusters in `base` whose server folder (their output root's `postgres`) is gone."""
-    for cluster in base.iterdir():
-        if cluster == keep or cluster.is_symlink() or not cluster.is_dir():
-            continue
-        try:
-            owner = Path((cluster / "used-by").read_text().strip())
-        except OSError:
-            continue
-        if owner.is_absolute() and not os.path.lexists(owner) and _postmaster_port(cluster / "data") is None:
-            log.info("removing embedded PostgreSQL cluster %s: its output root %s is gone", cluster, owner.parent)
-            shutil.rmtree(cluster, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -174,7 +49,7 @@ class EmbeddedServer:
         if not (
             cluster.is_absolute()
             and cluster.name == self._outside_name
-            and cluster.parent.name.startswith(OUTSIDE_FOLDER)
+            and cluster.parent.name.startswith(machine.OUTSIDE_FOLDER)
         ):
             raise EmbeddedServerError(
                 f"{self.root / LOCATION_FILE} names {recorded!r}, not this output root's cluster; delete the file"
@@ -196,8 +71,8 @@ class EmbeddedServer:
 
     def _run(self, *args: str) -> subprocess.CompletedProcess:
         """Run a PostgreSQL program (as the server's account when we are root); fail clearly if it fails."""
-        account = _server_account()
-        command = [str(find_bindir() / args[0]), *args[1:]]
+        account = machine.server_account()
+        command = [str(machine.find_bindir() / args[0]), *args[1:]]
         kwargs: dict = {}
         if account is not None:
             kwargs = dict(user=account.pw_uid, group=account.pw_gid, extra_groups=[])
@@ -226,7 +101,7 @@ class EmbeddedServer:
 
     def port(self) -> int | None:
         """Return the port of the running server, or None when it is not running."""
-        return _postmaster_port(self.data_dir)
+        return machine.postmaster_port(self.data_dir)
 
     def _previous_port(self) -> int | None:
         try:
@@ -246,7 +121,7 @@ class EmbeddedServer:
         with self._lock():
             if self.port() is not None:
                 return
-            account = _server_account()
+            account = machine.server_account()
             if account is not None:
                 self._place_cluster(account)
             if not (self.data_dir / "PG_VERSION").exists():
@@ -263,7 +138,7 @@ class EmbeddedServer:
                     "--no-sync",
                 )
                 self._restrict_authentication()
-            port = _free_port(self._previous_port())
+            port = machine.free_port(self._previous_port())
             options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=on"
             self._run(
                 "pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options
@@ -282,7 +157,7 @@ class EmbeddedServer:
         """
         location = self.root / LOCATION_FILE
         if not location.exists():
-            blocked = _unreachable_parent(self.root, account)
+            blocked = machine.unreachable_parent(self.root, account)
             if blocked is None:
                 os.chown(self.root, account.pw_uid, account.pw_gid)
                 return
@@ -293,7 +168,7 @@ class EmbeddedServer:
                     f"cannot enter {blocked} (mode {mode}); move the output root back where that user can reach it, "
                     f"or delete {self.root / 'data'} to start a new, empty cluster outside the output root"
                 )
-            cluster = _outside_base(account) / self._outside_name
+            cluster = machine.outside_base(account) / self._outside_name
             pending = location.with_name(f"{LOCATION_FILE}.tmp")
             pending.write_text(f"{cluster}\n")
             pending.replace(location)  # whole, for readers that take no lock
@@ -306,8 +181,8 @@ class EmbeddedServer:
                 location,
             )
         cluster = self.cluster_dir
-        _private_folder(cluster.parent, account)
-        _private_folder(cluster, account)
+        machine.private_folder(cluster.parent, account)
+        machine.private_folder(cluster, account)
         try:  # which output root it serves, for _remove_orphans; O_EXCL: never through a link planted there
             used_by = os.open(cluster / "used-by", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
@@ -315,7 +190,7 @@ class EmbeddedServer:
         else:
             with os.fdopen(used_by, "w") as handle:
                 handle.write(f"{os.path.abspath(self.root)}\n")
-        _remove_orphans(cluster.parent, keep=cluster)
+        machine.remove_orphans(cluster.parent, keep=cluster)
 
     def _restrict_authentication(self) -> None:
         """Let the superuser in without a password from this machine only; every other role needs its password."""
@@ -325,7 +200,7 @@ class EmbeddedServer:
             "host    all       postgres  127.0.0.1/32   trust\n"
             "host    all       all       127.0.0.1/32   scram-sha-256\n"
         )
-        account = _server_account()
+        account = machine.server_account()
         if account is not None:
             os.chown(hba, account.pw_uid, account.pw_gid)
 
@@ -367,18 +242,3 @@ class EmbeddedServer:
                 log.info("removed embedded PostgreSQL cluster %s", cluster)
             for name in (LOCATION_FILE, "port"):
                 (self.root / name).unlink(missing_ok=True)
-
-
-def _free_port(preferred: int | None) -> int:
-    """Return the preferred port when it is free (so URLs survive a restart), else any free one."""
-    for port in (preferred, 0):
-        if port is None:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as PostgreSQL itself binds
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return probe.getsockname()[1]
-    raise EmbeddedServerError("no free TCP port on 127.0.0.1")
