@@ -22,8 +22,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt setup.cfg pyproject.to
 
 run: install
 	$(BIN)/python -m workflow demo-data --if-empty --ratings $(RATINGS)
-	$(BIN)/luigi --module workflow RecommendationsTask --date $(DATE) --local-scheduler --workers $(WORKERS)
+	$(BIN)/luigi --module workflow DailyPipelines --date $(DATE) --local-scheduler --workers $(WORKERS)
 	$(BIN)/python -m workflow summary
+	@echo "SELECT film_id, recommended_film_ids FROM store.film (first 10):"
+	$(BIN)/python -m workflow films --limit 10
 
 # Every test: tests/unit (no database, seconds) and tests/integration (a real PostgreSQL). Browser tests
 # run when chromium is there (`make browser` installs it) and skip, saying why, when it is not.

@@ -27,6 +27,21 @@ TASKS = {
         "ValidRatings",
     )
 }
+TASKS.update(
+    {
+        name: "workflow.pipelines.films.tasks"
+        for name in (
+            "ExtractedFilms",
+            "ExtractedRentals",
+            "FilmRatings",
+            "FilmRecommendations",
+            "FilmRentalRates",
+            "FilmsTask",
+            "SourceTable",
+        )
+    }
+)
+TASKS["DailyPipelines"] = "workflow.pipelines.daily"  # both pipelines of a date (crontab, RangeDaily)
 __all__ = [*TASKS, "recommendations_for_user"]  # noqa: PLE0604
 
 

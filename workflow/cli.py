@@ -14,6 +14,8 @@ from workflow.core import outputs
 from workflow.errors import WorkflowError
 from workflow.io.urls import safe_url
 from workflow.pipelines.courses import demo, warehouse
+from workflow.pipelines.films import demo as film_demo
+from workflow.pipelines.films import warehouse as film_warehouse
 
 
 def recommend(args: argparse.Namespace) -> None:
@@ -26,17 +28,23 @@ def recommend(args: argparse.Namespace) -> None:
 
 
 def demo_data(args: argparse.Namespace) -> None:
-    """Fill the source database with the synthetic data set (only when empty, with --if-empty)."""
+    """Fill the source databases with the synthetic data sets: courses and ratings, and Pagila-shaped films."""
     url = databases.source_url()
     if args.if_empty and demo.source_row_count(url) > 0:
         print(f"source {safe_url(url)} already holds ratings; left as it is")
+    else:
+        courses, ratings = demo.demo_data(args.ratings, until=args.until, seed=args.seed)
+        demo.replace_source_tables(url, courses, ratings)
+        print(
+            f"source {safe_url(url)}: wrote {len(courses):,} courses and {len(ratings):,} ratings "
+            f"by {ratings['user_id'].nunique():,} users"
+        )
+    films_url = databases.films_url()
+    if args.if_empty and film_demo.has_films(films_url):
+        print(f"films source {safe_url(films_url)} already holds a film table; left as it is")
         return
-    courses, ratings = demo.demo_data(args.ratings, until=args.until, seed=args.seed)
-    demo.replace_source_tables(url, courses, ratings)
-    print(
-        f"source {safe_url(url)}: wrote {len(courses):,} courses and {len(ratings):,} ratings "
-        f"by {ratings['user_id'].nunique():,} users"
-    )
+    counts = film_demo.replace_film_tables(films_url, args.rentals, until=args.until, seed=args.seed)
+    print(f"films source {safe_url(films_url)}: wrote " + ", ".join(f"{n:,} {table}" for table, n in counts.items()))
 
 
 def invalidate(args: argparse.Namespace) -> None:
@@ -49,8 +57,10 @@ def invalidate(args: argparse.Namespace) -> None:
             had_targets = targets.exists()
             shutil.rmtree(targets, ignore_errors=True)
         had_load = warehouse.forget_load(url, date)
+        had_films = film_warehouse.forget_film_load(url, date)
         print(
             f"{date}: removed {'targets' if had_targets else 'no targets'}, {'load marker' if had_load else 'no load'}"
+            f", {'film load marker' if had_films else 'no film load'}"
         )
 
 
@@ -69,6 +79,12 @@ def status(args: argparse.Namespace) -> None:
         outcome = record.get("status", "done")
         print(f"{record['task']:<22} {outcome:<6} {record['finished_at']}  {record['duration_s']:>7.2f} s  {details}")
     url = databases.warehouse_url()
+    if args.date in film_warehouse.loaded_film_dates(url, [args.date]):
+        print(f"warehouse: {args.date} films loaded")
+    elif args.date in film_warehouse.loaded_film_dates(url, [args.date], include_partial=True):
+        print(f"warehouse: {args.date} films loaded as a partial day (recomputed by the first run after it ends)")
+    else:
+        print(f"warehouse: {args.date} films not loaded")
     if args.date in warehouse.loaded_dates(url, [args.date]):
         print(f"warehouse: {args.date} loaded")
     elif args.date in warehouse.loaded_dates(url, [args.date], include_partial=True):
@@ -83,6 +99,12 @@ def run_scheduler(args: argparse.Namespace) -> None:
         scheduler.start(args.port, args.address)
     else:
         scheduler.stop()
+
+
+def films(args: argparse.Namespace) -> None:
+    """Print what the case study's film query returns: each current film's recommended film ids."""
+    for film_id, recommended in film_warehouse.current_recommendations(databases.warehouse_url(), args.limit):
+        print(f"{film_id:>6}  {recommended}")
 
 
 def summary(args: argparse.Namespace) -> None:
@@ -107,6 +129,7 @@ def database(args: argparse.Namespace) -> None:
         return
     print(f"source:    {safe_url(databases.source_url())}")
     print(f"warehouse: {safe_url(databases.warehouse_url())}")
+    print(f"films:     {safe_url(databases.films_url())}")
 
 
 def yesterday() -> dt.date:
@@ -128,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--ratings", type=int, default=2_000_000)
     command.add_argument("--seed", type=int, default=0)
     command.add_argument("--if-empty", action="store_true")
+    command.add_argument("--rentals", type=int, default=16_000, help="rentals of the Pagila-shaped film demo")
     command.add_argument(
         "--until", type=dt.date.fromisoformat, default=yesterday(), help="last day of the ratings' year (UTC)"
     )
@@ -151,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     command = commands.add_parser("summary", help=summary.__doc__)
     command.add_argument("--users", type=int, default=3)
     command.set_defaults(handler=summary)
+
+    command = commands.add_parser("films", help=films.__doc__)
+    command.add_argument("--limit", type=int, default=10)
+    command.set_defaults(handler=films)
 
     command = commands.add_parser("db", help=database.__doc__)
     command.add_argument("action", choices=["start", "stop", "url"])

@@ -28,6 +28,26 @@ class source(luigi.Config):  # noqa: N801
     )
 
 
+class films(luigi.Config):  # noqa: N801
+    """How the film pipeline reads Pagila ([films] in luigi.cfg; the URL is read by workflow.databases)."""
+
+    schema = luigi.Parameter(default="public", description="schema of the Pagila tables")
+    film_table = luigi.Parameter(default="film")
+    inventory_table = luigi.Parameter(default="inventory")
+    rental_table = luigi.Parameter(default="rental")
+    rental_timestamp_column = luigi.Parameter(
+        default="rental_date", description="the co-rentals of date D count the rentals made before D+1 00:00 UTC"
+    )
+    rating_table = luigi.Parameter(
+        default="film_rating", description="ratings (customer_id, film_id, rating[, rated_at]); empty: none"
+    )
+    rating_timestamp_column = luigi.Parameter(default="rated_at")
+    wait_for_rating_table = luigi.BoolParameter(
+        default=False, description="wait for the ratings table like the others, rather than using NULL averages"
+    )
+    recommendations_per_film = luigi.IntParameter(default=3)
+
+
 class connection(luigi.Config):  # noqa: N801
     """How database connections retry while a server is starting or restarting ([connection] in luigi.cfg)."""
 

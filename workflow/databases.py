@@ -43,6 +43,22 @@ def source_url() -> str:
     return _database_url("source_url", "SOURCE_DATABASE_URL", "datacamp_application")
 
 
+def films_url() -> str:
+    """Return the URL of the film pipeline's source (Pagila): FILMS_DATABASE_URL, else `pagila` embedded."""
+    url = configured_url("films_url", "FILMS_DATABASE_URL")
+    if url:
+        return url
+    server = embedded_server()
+    server.ensure_running()
+    if server.root not in _pagila_checked:  # a server started before `pagila` was one of its databases lacks it
+        server.create_databases("pagila")
+        _pagila_checked.add(server.root)
+    return server.url("pagila")
+
+
+_pagila_checked: set = set()
+
+
 def warehouse_url() -> str:
     """Return the URL of the data warehouse."""
     return _database_url("dwh_url", "DWH_DATABASE_URL", "dwh")

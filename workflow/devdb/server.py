@@ -20,7 +20,7 @@ from workflow.errors import EmbeddedServerError
 
 log = logging.getLogger("luigi-interface.workflow.devdb")
 
-DATABASES = ("datacamp_application", "dwh", "luigi_task_history")
+DATABASES = ("datacamp_application", "dwh", "luigi_task_history", "pagila")
 SUPERUSER = "postgres"
 # As root, when the server's account cannot enter the output root, this file of the server's root names the
 # folder its cluster lives in instead (see machine.OUTSIDE_FOLDER).

@@ -1,0 +1,44 @@
+-- The warehouse's films: every loaded date's rows in store.film_daily, one marker per date in
+-- store.film_loads, and the view store.film holding the newest loaded date's rows.
+CREATE SCHEMA IF NOT EXISTS store;
+
+CREATE TABLE IF NOT EXISTS store.film_daily (
+    load_date            date             NOT NULL,
+    film_id              integer          NOT NULL,
+    title                text,
+    description          text,
+    release_year         integer,
+    language_id          integer,
+    original_language_id integer,
+    rental_duration      smallint,
+    rental_rate          numeric(4,2)     NOT NULL,
+    length               smallint,
+    replacement_cost     numeric(5,2),
+    rating               text,
+    last_update          timestamptz,
+    special_features     text[],
+    fulltext             text,
+    rental_rate_dollar   integer          NOT NULL,
+    rental_rate_cents    integer          NOT NULL,
+    avg_rating           double precision,
+    rating_count         integer          NOT NULL,
+    recommended_film_ids integer[]        NOT NULL,
+    PRIMARY KEY (load_date, film_id)
+);
+
+-- A row here is the completion marker of a date: it commits in the same transaction as its rows.
+CREATE TABLE IF NOT EXISTS store.film_loads (
+    load_date date        PRIMARY KEY,
+    n_films   bigint      NOT NULL,
+    loaded_at timestamptz NOT NULL DEFAULT now(),
+    -- A day not over yet, loaded on request: the first run after the day ends replaces it.
+    partial   boolean     NOT NULL DEFAULT false
+);
+
+-- The current films: those of the newest loaded date, keyed by film_id.
+CREATE OR REPLACE VIEW store.film AS
+SELECT film_id, title, description, release_year, language_id, original_language_id, rental_duration, rental_rate,
+       length, replacement_cost, rating, last_update, special_features, fulltext, rental_rate_dollar,
+       rental_rate_cents, avg_rating, rating_count, recommended_film_ids, load_date
+FROM store.film_daily
+WHERE load_date = (SELECT max(load_date) FROM store.film_loads);
