@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from workflow import config
 from workflow.core import outputs, quality
-from workflow.errors import DayNotOverError, InvalidSourceDataError, WorkflowError
+from workflow.errors import DatabaseUnavailableError, DayNotOverError, InvalidSourceDataError, WorkflowError
 from workflow.io import files, parquet
 
 log = logging.getLogger("luigi-interface.workflow.tasks")
@@ -56,6 +56,44 @@ class RecordedTask(luigi.Task):
         if isinstance(exception, WorkflowError):
             return f"{type(exception).__name__}: {exception}"
         return super().on_failure(exception)
+
+
+class WarehouseLoadTask(RecordedTask):
+    """A dated load whose target is the warehouse's marker of the date; an unreachable warehouse fails it at once."""
+
+    # Set when the completeness check could not reach the warehouse: requires() then asks for nothing
+    # (nothing upstream is worth computing) and run() fails with the reason.
+    unreachable: DatabaseUnavailableError | None = None
+
+    @classmethod
+    def loaded_dates(cls, dates: list[dt.date]) -> set[dt.date]:
+        """Return those of the dates whose whole day the warehouse holds loaded."""
+        raise NotImplementedError
+
+    def complete(self) -> bool:
+        """Return whether the date is loaded; an unreachable warehouse makes the task fail in run(), with its reason."""
+        self.unreachable = None
+        try:
+            return super().complete()
+        except DatabaseUnavailableError as error:
+            self.unreachable = error
+            return False
+
+    @classmethod
+    def bulk_complete(cls, parameter_tuples: list[dt.date]) -> list[dt.date]:
+        """Return the dates already loaded, with one warehouse query (used by RangeDaily)."""
+        dates = list(parameter_tuples)
+        task_class = getattr(cls, "func", cls)  # RangeDaily passes a functools.partial of the class
+        try:
+            loaded = task_class.loaded_dates(dates)
+        except DatabaseUnavailableError:
+            return []  # each date's own check then fails its task with the reason
+        return [date for date in dates if date in loaded]
+
+    def raise_if_unreachable(self) -> None:
+        """Raise the completeness check's connection failure, if it had one."""
+        if self.unreachable is not None:
+            raise self.unreachable
 
 
 def end_of_day(date: dt.date) -> dt.datetime:

@@ -8,8 +8,7 @@ import logging
 import luigi
 
 from workflow import config, databases
-from workflow.core.tasks import ParquetTask, RecordedTask, end_of_day, refuse_unfinished_day
-from workflow.errors import DatabaseUnavailableError
+from workflow.core.tasks import ParquetTask, WarehouseLoadTask, end_of_day, refuse_unfinished_day
 from workflow.io.copy import extract_table
 from workflow.io.postgres import has_column
 from workflow.io.urls import safe_url
@@ -149,42 +148,24 @@ class WarehouseLoad(luigi.Target):
         )
 
 
-class RecommendationsTask(RecordedTask):
+class RecommendationsTask(WarehouseLoadTask):
     """The date's recommendations and the courses dimension, loaded into the warehouse."""
-
-    # Set when the completeness check could not reach the warehouse: the run then fails at once, in run().
-    unreachable: DatabaseUnavailableError | None = None
 
     def requires(self) -> dict[str, luigi.Task]:
         if self.unreachable is not None:
-            return {}  # nothing upstream is worth computing for a warehouse that cannot be reached
+            return {}
         return {"recommendations": self.clone(TopRecommendations), "courses": self.clone(CleanedCourses)}
 
     def output(self) -> WarehouseLoad:
         return WarehouseLoad(self.date, self.partial_day)
 
-    def complete(self) -> bool:
-        """Return whether the date is loaded; an unreachable warehouse makes the task fail in run(), with its reason."""
-        self.unreachable = None
-        try:
-            return super().complete()
-        except DatabaseUnavailableError as error:
-            self.unreachable = error
-            return False
-
     @classmethod
-    def bulk_complete(cls, parameter_tuples: list[dt.date]) -> list[dt.date]:
-        """Return the dates already loaded, with one warehouse query (used by RangeDaily)."""
-        dates = list(parameter_tuples)
-        try:
-            loaded = warehouse.loaded_dates(databases.warehouse_url(), dates)
-        except DatabaseUnavailableError:
-            return []  # each date's own check then fails its task with the reason
-        return [date for date in dates if date in loaded]
+    def loaded_dates(cls, dates: list[dt.date]) -> set[dt.date]:
+        """Return those of the dates whose recommendations the warehouse holds (one query)."""
+        return warehouse.loaded_dates(databases.warehouse_url(), dates)
 
     def run(self) -> None:
-        if self.unreachable is not None:
-            raise self.unreachable
+        self.raise_if_unreachable()
         inputs = self.requires()
         recommendations = self.read(inputs["recommendations"])
         courses = self.read(inputs["courses"])

@@ -10,8 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workflow import config, databases
-from workflow.core.tasks import ParquetTask, RecordedTask, end_of_day, refuse_unfinished_day
-from workflow.errors import DatabaseUnavailableError
+from workflow.core.tasks import ParquetTask, WarehouseLoadTask, end_of_day, refuse_unfinished_day
 from workflow.io.copy import extract_table
 from workflow.io.postgres import has_column
 from workflow.io.typed_extract import extract_whole_table, table_exists
@@ -174,10 +173,8 @@ class FilmsLoad(luigi.Target):
         return self.date in warehouse.loaded_film_dates(url, [self.date], include_partial=self.partial_day)
 
 
-class FilmsTask(RecordedTask):
+class FilmsTask(WarehouseLoadTask):
     """The date's films, rate parts, average ratings and recommendations, loaded into the warehouse's store.film."""
-
-    unreachable: DatabaseUnavailableError | None = None  # the warehouse could not be checked: run() fails at once
 
     def requires(self) -> dict[str, luigi.Task]:
         if self.unreachable is not None:
@@ -188,28 +185,13 @@ class FilmsTask(RecordedTask):
     def output(self) -> FilmsLoad:
         return FilmsLoad(self.date, self.partial_day)
 
-    def complete(self) -> bool:
-        """Return whether the date is loaded; an unreachable warehouse makes the task fail in run(), with its reason."""
-        self.unreachable = None
-        try:
-            return super().complete()
-        except DatabaseUnavailableError as error:
-            self.unreachable = error
-            return False
-
     @classmethod
-    def bulk_complete(cls, parameter_tuples: list[dt.date]) -> list[dt.date]:
-        """Return the dates already loaded, with one warehouse query (used by RangeDaily)."""
-        dates = list(parameter_tuples)
-        try:
-            loaded = warehouse.loaded_film_dates(databases.warehouse_url(), dates)
-        except DatabaseUnavailableError:
-            return []
-        return [date for date in dates if date in loaded]
+    def loaded_dates(cls, dates: list[dt.date]) -> set[dt.date]:
+        """Return those of the dates whose films the warehouse holds (one query)."""
+        return warehouse.loaded_film_dates(databases.warehouse_url(), dates)
 
     def run(self) -> None:
-        if self.unreachable is not None:
-            raise self.unreachable
+        self.raise_if_unreachable()
         inputs = {name: pq.read_table(task.output().path) for name, task in self.requires().items()}
         films = rules.film_rows(inputs["films"], inputs["ratings"], inputs["recommendations"])
         self.set_status_message(f"loading {films.num_rows:,} films")
