@@ -9,7 +9,7 @@ WORKERS ?= 2
 
 SCHEDULER_PORT ?= 8082
 
-.PHONY: install run test test-unit test-integration browser bench lint db-start db-stop scheduler scheduler-stop clean
+.PHONY: install run test test-unit test-integration browser bench bench-serve serve lint db-start db-stop scheduler scheduler-stop clean
 
 install: $(VENV)/.installed
 
@@ -69,3 +69,16 @@ scheduler-stop: install
 
 clean: scheduler-stop db-stop
 	rm -rf output/20*
+
+# The recommendations server (API and dashboard) on the embedded warehouse, after `make run`:
+# http://127.0.0.1:8080/ (`make serve SERVE_PORT=8090 SERVE_WORKERS=2` for another port or more processes).
+SERVE_HOST ?= 127.0.0.1
+SERVE_PORT ?= 8080
+SERVE_WORKERS ?= 1
+
+serve: install
+	$(BIN)/python -m workflow serve --host $(SERVE_HOST) --port $(SERVE_PORT) --workers $(SERVE_WORKERS)
+
+# Requests per second and p50/p99 latency of the user endpoint at 1, 16 and 64 clients, on RATINGS demo ratings.
+bench-serve: install
+	$(BIN)/python benchmarks/serve.py --ratings $(RATINGS)

@@ -137,6 +137,13 @@ def yesterday() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
 
 
+def serve(args: argparse.Namespace) -> None:
+    """Serve the read API and the dashboard over the warehouse (workflow.server; no luigi in that process)."""
+    from workflow.server import serve as run  # noqa: PLC0415  (FastAPI and uvicorn only when serving)
+
+    run(args.host, args.port, workers=args.workers)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; an expected failure prints one line and exits 1, a bug keeps its traceback."""
     parser = argparse.ArgumentParser(prog="python -m workflow", description=__doc__)
@@ -183,6 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     command = commands.add_parser("db", help=database.__doc__)
     command.add_argument("action", choices=["start", "stop", "url"])
     command.set_defaults(handler=database)
+
+    command = commands.add_parser("serve", help=serve.__doc__)
+    command.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    command.add_argument("--port", type=int, default=8080)
+    command.add_argument("--workers", type=int, default=1, help="server processes")
+    command.set_defaults(handler=serve)
 
     args = parser.parse_args(argv)
     use_repository_config()
