@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
 
+from workflow.core import ratings as ratings_rules
 from workflow.core.ids import codes, combine, int64_ids, positions
 from workflow.core.quality import split_by_checks
-from workflow.pipelines.courses.schemas import COURSE_COLUMNS, RATED_AT, RATING_COLUMNS
+from workflow.pipelines.courses.schemas import COURSE_COLUMNS
 
 
 def clean_courses(courses: pd.DataFrame, language_fill: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -36,75 +35,10 @@ def clean_courses(courses: pd.DataFrame, language_fill: str) -> tuple[pd.DataFra
 def validate_ratings(
     ratings: pd.DataFrame, course_ids: pd.Series, min_rating: float, max_rating: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return the valid ratings, and the others with the first rule they break as `reason`.
-
-    The rules, checked in this order: user_id, course_id and rating are present (NaN counts as
-    missing; `missing_value`); `rated_at` is present when the frame has that column
-    (`missing_timestamp`); the course exists (`unknown_course`); min_rating <= rating <= max_rating
-    (`rating_out_of_range`). Among the rows that pass them, a (user, course) pair held by several
-    copies keeps only the copy with the strictly latest `rated_at`: older copies are `superseded`,
-    and copies sharing the latest stamp, or every copy when there is no `rated_at`, are set aside
-    as `duplicate_pair`, since none of them can be trusted. Ids may be any int64, or float64 or
-    nullable Int64 with missing values.
-    """
-    stamped = RATED_AT in ratings.columns
-    ratings = ratings[RATING_COLUMNS + [RATED_AT] * stamped]
-    missing = ratings[RATING_COLUMNS].isna().any(axis=1).to_numpy()
-    no_stamp = ratings[RATED_AT].isna().to_numpy() if stamped else np.zeros(len(ratings), dtype=bool)
-    known_courses = np.unique(np.asarray(course_ids, dtype=np.int64))
-    course = positions(known_courses, int64_ids(ratings["course_id"]))
-    rating = ratings["rating"].to_numpy(dtype="float64", na_value=np.nan)
-    out_of_range = (rating < min_rating) | (rating > max_rating)
-    unknown_course = course < 0
-    valid_so_far = ~(missing | no_stamp | unknown_course | out_of_range)
-    (users,), coding = codes(int64_ids(ratings["user_id"])[valid_so_far])
-    pair_keys = combine(users, coding.size, course[valid_so_far], len(known_courses))
-    del users, course
-    stamps = pd.to_datetime(ratings[RATED_AT], utc=True).array.asi8 if stamped else None  # a view, no copy
-    superseded, duplicate = np.zeros(len(ratings), dtype=bool), np.zeros(len(ratings), dtype=bool)
-    superseded[valid_so_far], duplicate[valid_so_far] = _repeated_copies(
-        pair_keys, None if stamps is None else lambda rows: stamps[np.flatnonzero(valid_so_far)[rows]]
+    """Return the valid course ratings, and the others with the first rule they break as `reason` (core.ratings)."""
+    return ratings_rules.validate_ratings(
+        ratings, course_ids, min_rating, max_rating, user="user_id", item="course_id", unknown_item="unknown_course"
     )
-    valid, quarantined = split_by_checks(
-        ratings,
-        [
-            ("missing_value", missing),
-            ("missing_timestamp", no_stamp),
-            ("unknown_course", unknown_course),
-            ("rating_out_of_range", out_of_range),
-            ("superseded", superseded),
-            ("duplicate_pair", duplicate),
-        ],
-        kept_columns=RATING_COLUMNS,
-    )
-    valid = valid.astype({"user_id": "int64", "course_id": "int64", "rating": "float64"})
-    return valid.reset_index(drop=True), quarantined
-
-
-def _repeated_copies(
-    keys: np.ndarray, stamps_of: Callable[[np.ndarray], np.ndarray] | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return which rows of repeated keys are superseded (older than the key's latest stamp) and which are duplicates.
-
-    `stamps_of(rows)` returns the stamps of those rows (asked for the repeated ones only). Duplicates
-    are the rows sharing their key's latest stamp with another row, or, without stamps, every row of
-    a repeated key.
-    """
-    # Sort once and look for equal neighbours: much faster than hashing millions of mostly unique keys.
-    ordered = np.sort(keys)
-    repeated_keys = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
-    repeated = pd.Series(keys).isin(repeated_keys).to_numpy()
-    superseded = np.zeros(len(keys), dtype=bool)
-    if stamps_of is None or not repeated.any():
-        return superseded, repeated
-    rows = np.flatnonzero(repeated)  # usually few: the grouping below costs nothing on millions of ratings
-    copies = pd.DataFrame({"key": keys[rows], "stamp": stamps_of(rows)})
-    latest = copies["stamp"].to_numpy() == copies.groupby("key")["stamp"].transform("max").to_numpy()
-    n_latest = pd.Series(latest).groupby(copies["key"].to_numpy()).transform("sum").to_numpy()
-    superseded[rows] = ~latest
-    duplicate = np.zeros(len(keys), dtype=bool)
-    duplicate[rows] = latest & (n_latest > 1)
-    return superseded, duplicate
 
 
 def average_course_ratings(ratings: pd.DataFrame) -> pd.DataFrame:

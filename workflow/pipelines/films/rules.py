@@ -9,9 +9,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from workflow.core import ratings as ratings_rules
 from workflow.core.ids import codes, combine, int64_ids, positions
 from workflow.core.quality import split_by_checks
-from workflow.pipelines.films.schemas import RATED_AT, RATING_COLUMNS
 
 
 def _cents(rate: object) -> int | None:
@@ -57,46 +57,10 @@ def split_rental_rate(films: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def validate_film_ratings(
     ratings: pd.DataFrame, film_ids: pd.Series, min_rating: float, max_rating: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return the valid film ratings, and the others with the first rule they break as `reason`.
-
-    The course ratings' rules: customer, film and rating present (`missing_value`), the stamp present
-    when the frame has `rated_at` (`missing_timestamp`), the film known (`unknown_film`), the rating
-    within [min_rating, max_rating] (`rating_out_of_range`); of a (customer, film) pair rated several
-    times, the copy with the strictly latest stamp is the rating, older copies are `superseded`, and
-    copies sharing the latest stamp (every copy, without stamps) are `duplicate_pair`.
-    """
-    stamped = RATED_AT in ratings.columns
-    ratings = ratings[RATING_COLUMNS + [RATED_AT] * stamped].reset_index(drop=True)
-    missing = ratings[RATING_COLUMNS].isna().any(axis=1).to_numpy()
-    no_stamp = ratings[RATED_AT].isna().to_numpy() if stamped else np.zeros(len(ratings), dtype=bool)
-    unknown = positions(np.unique(np.asarray(film_ids, dtype=np.int64)), int64_ids(ratings["film_id"])) < 0
-    rating = ratings["rating"].to_numpy(dtype="float64", na_value=np.nan)
-    out_of_range = (rating < min_rating) | (rating > max_rating)
-    so_far = ~(missing | no_stamp | unknown | out_of_range)
-    candidates = ratings[so_far]
-    pair = [candidates["customer_id"].to_numpy(dtype="int64"), candidates["film_id"].to_numpy(dtype="int64")]
-    superseded, duplicate = np.zeros(len(ratings), dtype=bool), np.zeros(len(ratings), dtype=bool)
-    if stamped:
-        stamp = pd.to_datetime(candidates[RATED_AT], utc=True)
-        latest = (stamp == stamp.groupby(pair).transform("max")).to_numpy()
-        n_latest = pd.Series(latest).groupby(pair).transform("sum").to_numpy()
-        superseded[so_far], duplicate[so_far] = ~latest, latest & (n_latest > 1)
-    else:
-        duplicate[so_far] = candidates.groupby(pair)["rating"].transform("size").to_numpy() > 1
-    valid, quarantined = split_by_checks(
-        ratings,
-        [
-            ("missing_value", missing),
-            ("missing_timestamp", no_stamp),
-            ("unknown_film", unknown & ~missing),
-            ("rating_out_of_range", out_of_range),
-            ("superseded", superseded),
-            ("duplicate_pair", duplicate),
-        ],
-        kept_columns=RATING_COLUMNS,
+    """Return the valid film ratings, and the others with the first rule they break as `reason` (core.ratings)."""
+    return ratings_rules.validate_ratings(
+        ratings, film_ids, min_rating, max_rating, user="customer_id", item="film_id", unknown_item="unknown_film"
     )
-    valid = valid.astype({"customer_id": "int64", "film_id": "int64", "rating": "float64"})
-    return valid.reset_index(drop=True), quarantined
 
 
 def average_film_ratings(ratings: pd.DataFrame) -> pd.DataFrame:

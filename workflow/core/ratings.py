@@ -1,0 +1,94 @@
+"""Ratings of items by users, validated: the rules both pipelines' rating tables follow, pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from workflow.core.ids import codes, combine, int64_ids, positions
+from workflow.core.quality import split_by_checks
+
+
+def validate_ratings(
+    ratings: pd.DataFrame,
+    item_ids: pd.Series,
+    min_rating: float,
+    max_rating: float,
+    *,
+    user: str,
+    item: str,
+    unknown_item: str,
+    rated_at: str = "rated_at",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return the valid ratings, and the others with the first rule they break as `reason`.
+
+    The rules, checked in this order: user, item and rating are present (NaN counts as missing;
+    `missing_value`); `rated_at` is present when the frame has that column (`missing_timestamp`);
+    the item exists (`unknown_item`, named by the caller); min_rating <= rating <= max_rating
+    (`rating_out_of_range`). Among the rows that pass them, a (user, item) pair held by several
+    copies keeps only the copy with the strictly latest `rated_at`: older copies are `superseded`,
+    and copies sharing the latest stamp, or every copy when there is no `rated_at`, are set aside
+    as `duplicate_pair`, since none of them can be trusted. Ids may be any int64, or float64 or
+    nullable Int64 with missing values.
+    """
+    columns = [user, item, "rating"]
+    stamped = rated_at in ratings.columns
+    ratings = ratings[columns + [rated_at] * stamped]
+    missing = ratings[columns].isna().any(axis=1).to_numpy()
+    no_stamp = ratings[rated_at].isna().to_numpy() if stamped else np.zeros(len(ratings), dtype=bool)
+    known_items = np.unique(np.asarray(item_ids, dtype=np.int64))
+    item_position = positions(known_items, int64_ids(ratings[item]))
+    rating = ratings["rating"].to_numpy(dtype="float64", na_value=np.nan)
+    out_of_range = (rating < min_rating) | (rating > max_rating)
+    unknown = item_position < 0
+    valid_so_far = ~(missing | no_stamp | unknown | out_of_range)
+    (users,), coding = codes(int64_ids(ratings[user])[valid_so_far])
+    pair_keys = combine(users, coding.size, item_position[valid_so_far], len(known_items))
+    del users, item_position
+    stamps = pd.to_datetime(ratings[rated_at], utc=True).array.asi8 if stamped else None  # a view, no copy
+    superseded, duplicate = np.zeros(len(ratings), dtype=bool), np.zeros(len(ratings), dtype=bool)
+    superseded[valid_so_far], duplicate[valid_so_far] = _repeated_copies(
+        pair_keys, None if stamps is None else lambda rows: stamps[np.flatnonzero(valid_so_far)[rows]]
+    )
+    valid, quarantined = split_by_checks(
+        ratings,
+        [
+            ("missing_value", missing),
+            ("missing_timestamp", no_stamp),
+            (unknown_item, unknown),
+            ("rating_out_of_range", out_of_range),
+            ("superseded", superseded),
+            ("duplicate_pair", duplicate),
+        ],
+        kept_columns=columns,
+    )
+    valid = valid.astype({user: "int64", item: "int64", "rating": "float64"})
+    return valid.reset_index(drop=True), quarantined
+
+
+def _repeated_copies(
+    keys: np.ndarray, stamps_of: Callable[[np.ndarray], np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return which rows of repeated keys are superseded (older than the key's latest stamp) and which are duplicates.
+
+    `stamps_of(rows)` returns the stamps of those rows (asked for the repeated ones only). Duplicates
+    are the rows sharing their key's latest stamp with another row, or, without stamps, every row of
+    a repeated key.
+    """
+    # Sort once and look for equal neighbours: much faster than hashing millions of mostly unique keys.
+    ordered = np.sort(keys)
+    repeated_keys = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    repeated = pd.Series(keys).isin(repeated_keys).to_numpy()
+    superseded = np.zeros(len(keys), dtype=bool)
+    if stamps_of is None or not repeated.any():
+        return superseded, repeated
+    rows = np.flatnonzero(repeated)  # usually few: the grouping below costs nothing on millions of ratings
+    copies = pd.DataFrame({"key": keys[rows], "stamp": stamps_of(rows)})
+    latest = copies["stamp"].to_numpy() == copies.groupby("key")["stamp"].transform("max").to_numpy()
+    n_latest = pd.Series(latest).groupby(copies["key"].to_numpy()).transform("sum").to_numpy()
+    superseded[rows] = ~latest
+    duplicate = np.zeros(len(keys), dtype=bool)
+    duplicate[rows] = latest & (n_latest > 1)
+    return superseded, duplicate
