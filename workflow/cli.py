@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import logging
 import shutil
 import sys
+from collections.abc import Callable
 
 from workflow import databases, scheduler, use_repository_config
 from workflow.core import outputs
@@ -79,18 +81,18 @@ def status(args: argparse.Namespace) -> None:
         outcome = record.get("status", "done")
         print(f"{record['task']:<22} {outcome:<6} {record['finished_at']}  {record['duration_s']:>7.2f} s  {details}")
     url = databases.warehouse_url()
-    if args.date in film_warehouse.loaded_film_dates(url, [args.date]):
-        print(f"warehouse: {args.date} films loaded")
-    elif args.date in film_warehouse.loaded_film_dates(url, [args.date], include_partial=True):
-        print(f"warehouse: {args.date} films loaded as a partial day (recomputed by the first run after it ends)")
+    print_load_state(args.date, " films", functools.partial(film_warehouse.loaded_film_dates, url))
+    print_load_state(args.date, "", functools.partial(warehouse.loaded_dates, url))
+
+
+def print_load_state(date: dt.date, what: str, loaded_dates: Callable[..., set[dt.date]]) -> None:
+    """Print whether the warehouse holds the date's load (`what` names which), whole or as a partial day."""
+    if date in loaded_dates([date]):
+        print(f"warehouse: {date}{what} loaded")
+    elif date in loaded_dates([date], include_partial=True):
+        print(f"warehouse: {date}{what} loaded as a partial day (recomputed by the first run after it ends)")
     else:
-        print(f"warehouse: {args.date} films not loaded")
-    if args.date in warehouse.loaded_dates(url, [args.date]):
-        print(f"warehouse: {args.date} loaded")
-    elif args.date in warehouse.loaded_dates(url, [args.date], include_partial=True):
-        print(f"warehouse: {args.date} loaded as a partial day (recomputed by the first run after it ends)")
-    else:
-        print(f"warehouse: {args.date} not loaded")
+        print(f"warehouse: {date}{what} not loaded")
 
 
 def run_scheduler(args: argparse.Namespace) -> None:

@@ -55,12 +55,15 @@ def load_once(
 def loaded_dates(url: str, marker: Marker, dates: list[dt.date], *, include_partial: bool = False) -> set[dt.date]:
     """Return those of the dates whose whole day's load (or any load, with include_partial) the marker table holds."""
     with connect(url) as connection:
-        if not sa.inspect(connection).has_table(marker.table, schema=marker.schema):
+        inspector = sa.inspect(connection)
+        if not inspector.has_table(marker.table, schema=marker.schema):
             return set()
         table = marker.clause()
         date = table.c[marker.date_column]
         query = sa.select(date).where(date.in_(sa.bindparam("dates", list(dates), expanding=True)))
-        if not include_partial:
+        # A marker table made before partial days existed has no such column: all its loads are whole days.
+        columns = {column["name"] for column in inspector.get_columns(marker.table, schema=marker.schema)}
+        if not include_partial and "partial" in columns:
             query = query.where(sa.not_(table.c.partial))
         return set(connection.execute(query).scalars())
 

@@ -10,6 +10,8 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from workflow.core import dated_load
+from workflow.core.dated_load import Marker, load_once
 from workflow.io.copy import copy_in, copy_in_binary
 from workflow.io.postgres import connect, read_sql
 from workflow.io.urls import safe_url
@@ -18,6 +20,8 @@ from workflow.pipelines.courses.schemas import RECOMMENDATION_LAYOUT
 log = logging.getLogger("luigi-interface.workflow.courses.warehouse")
 
 SQL = Path(__file__).parent / "sql"
+# One row per loaded date, committed with its data: the completion marker RecommendationsTask checks.
+MARKER = Marker("recommendation_loads", "recommendation_date")
 
 
 def sql(name: str) -> str:
@@ -33,15 +37,8 @@ def load_recommendations(
     Return the number of rows loaded: 0 when another run loaded the date while this one waited. A
     partial day's load is marked partial, and the whole day's load replaces it.
     """
-    with connect(url) as connection:
-        # One load at a time: concurrent runs of a date queue here instead of interleaving.
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('workflow.load_recommendations'))"))
-        connection.exec_driver_sql(sql("warehouse_schema"))
-        marker = sa.text("SELECT partial FROM recommendation_loads WHERE recommendation_date = :date")
-        loaded = connection.execute(marker, {"date": date}).first()
-        if loaded is not None and (partial_day or not loaded.partial):
-            log.info("%s was loaded by another run meanwhile; nothing to do", date)
-            return 0
+
+    def write(connection: Connection) -> None:
         newest = connection.execute(sa.text("SELECT max(recommendation_date) FROM recommendation_loads")).scalar()
         connection.exec_driver_sql("CREATE TEMPORARY TABLE staged_courses (LIKE courses) ON COMMIT DROP")
         copy_in(connection, "staged_courses", courses)
@@ -54,6 +51,11 @@ def load_recommendations(
             "partial": partial_day,
         }
         connection.execute(sa.text(sql("record_load")), {"recommendation_date": date, **counts})
+
+    # One load at a time: concurrent runs of a date queue on the lock instead of interleaving.
+    if not load_once(url, date, MARKER, lock="workflow.load_recommendations", prepare_sql=sql("warehouse_schema"),
+                     partial_day=partial_day, write=write):  # fmt: skip
+        return 0
     log.info("loaded %d recommendations for %s into %s", len(recommendations), date, safe_url(url))
     return len(recommendations)
 
@@ -85,24 +87,12 @@ def _replace_partition(connection: Connection, date: dt.date, recommendations: p
 
 def loaded_dates(url: str, dates: list[dt.date], *, include_partial: bool = False) -> set[dt.date]:
     """Return those of the dates whose whole day's load (or any load, with include_partial) the warehouse holds."""
-    with connect(url) as connection:
-        inspector = sa.inspect(connection)
-        if not inspector.has_table("recommendation_loads"):
-            return set()
-        query = "SELECT recommendation_date FROM recommendation_loads WHERE recommendation_date = ANY(:dates)"
-        # A warehouse loaded before partial days existed has no such column: all its loads are whole days.
-        if not include_partial and "partial" in {c["name"] for c in inspector.get_columns("recommendation_loads")}:
-            query += " AND NOT partial"
-        return set(connection.execute(sa.text(query), {"dates": list(dates)}).scalars())
+    return dated_load.loaded_dates(url, MARKER, dates, include_partial=include_partial)
 
 
 def forget_load(url: str, date: dt.date) -> bool:
     """Remove the date's load marker so the next run recomputes and replaces it; return whether there was one."""
-    with connect(url) as connection:
-        if not sa.inspect(connection).has_table("recommendation_loads"):
-            return False
-        query = sa.text("DELETE FROM recommendation_loads WHERE recommendation_date = :date")
-        return connection.execute(query, {"date": date}).rowcount > 0
+    return dated_load.forget_load(url, MARKER, date)
 
 
 RECOMMENDATIONS_QUERY = """
