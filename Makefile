@@ -9,7 +9,7 @@ WORKERS ?= 2
 
 SCHEDULER_PORT ?= 8082
 
-.PHONY: install run test test-unit test-integration browser bench bench-serve serve lint db-start db-stop scheduler scheduler-stop clean
+.PHONY: install run test test-unit test-integration browser bench bench-serve serve lint db-start db-stop scheduler scheduler-stop clean spark-up spark-down
 
 install: $(VENV)/.installed
 
@@ -82,3 +82,13 @@ serve: install
 # Requests per second and p50/p99 latency of the user endpoint at 1, 16 and 64 clients, on RATINGS demo ratings.
 bench-serve: install
 	$(BIN)/python benchmarks/serve.py --ratings $(RATINGS)
+
+# A Spark standalone cluster on 127.0.0.1 (a master and SPARK_WORKERS workers, state and logs in output/spark/);
+# `make spark-up` prints the SPARK_MASTER to use.
+SPARK_WORKERS ?= 2
+
+spark-up: install
+	$(BIN)/python -m workflow spark up --workers $(SPARK_WORKERS)
+
+spark-down: install
+	$(BIN)/python -m workflow spark down

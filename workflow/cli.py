@@ -1,4 +1,4 @@
-"""Command line: `python -m workflow {recommend,demo-data,invalidate,status,summary,db,scheduler}`."""
+"""Command line: `python -m workflow {recommend,demo-data,invalidate,status,summary,db,scheduler,spark}`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import shutil
 import sys
 from collections.abc import Callable
 
-from workflow import databases, scheduler, use_repository_config
+from workflow import databases, devspark, scheduler, use_repository_config
 from workflow.core import outputs
 from workflow.errors import WorkflowError
 from workflow.io.urls import safe_url
@@ -103,6 +103,36 @@ def run_scheduler(args: argparse.Namespace) -> None:
         scheduler.stop()
 
 
+def spark(args: argparse.Namespace) -> None:
+    """Start, stop or show a Spark standalone cluster on 127.0.0.1 (state in <output>/spark/), or fetch the JDBC jar."""
+    if args.action == "up":
+        cluster = devspark.start(workers=args.workers, worker_cores=args.worker_cores, worker_memory=args.worker_memory)
+        pids = " ".join(map(str, cluster.pids))
+        print(f"Spark master {cluster.master_url} (web UI {cluster.webui_url}, pids {pids})")
+        print(f"use it with SPARK_MASTER={cluster.master_url}")
+    elif args.action == "down":
+        stopped = devspark.stop()
+        print(f"Spark cluster stopped (pids {' '.join(map(str, stopped))})" if stopped else "no Spark cluster running")
+    elif args.action == "status":
+        cluster = devspark.status()
+        if cluster is None:
+            print("no Spark cluster running")
+        else:
+            print(f"Spark master {cluster.master_url} (web UI {cluster.webui_url}): {cluster.alive_workers()} ALIVE")
+    else:
+        print(devspark.jdbc_jar() or devspark.fetch_jdbc_jar())
+
+
+def add_spark_command(commands: argparse._SubParsersAction) -> None:
+    """Add the `spark` command and its options."""
+    command = commands.add_parser("spark", help=spark.__doc__)
+    command.add_argument("action", choices=["up", "down", "status", "jdbc"])
+    command.add_argument("--workers", type=int, default=2)
+    command.add_argument("--worker-cores", type=int, default=1)
+    command.add_argument("--worker-memory", default="1g", help="each worker's memory for executors (Spark's 1g, 512m)")
+    command.set_defaults(handler=spark)
+
+
 def films(args: argparse.Namespace) -> None:
     """Print what the case study's film query returns: each current film's recommended film ids."""
     for film_id, recommended in film_warehouse.current_recommendations(databases.warehouse_url(), args.limit):
@@ -192,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     command = commands.add_parser("db", help=database.__doc__)
     command.add_argument("action", choices=["start", "stop", "url"])
     command.set_defaults(handler=database)
+
+    add_spark_command(commands)
 
     command = commands.add_parser("serve", help=serve.__doc__)
     command.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")

@@ -1,0 +1,15 @@
+"""A Spark standalone cluster on this machine and the PostgreSQL JDBC driver, for the Spark engine."""
+
+from workflow.devspark.cluster import Cluster, SparkClusterError, start, status, stop, unavailable_reason
+from workflow.devspark.jdbc import fetch_jdbc_jar, jdbc_jar
+
+__all__ = [
+    "Cluster",
+    "SparkClusterError",
+    "fetch_jdbc_jar",
+    "jdbc_jar",
+    "start",
+    "status",
+    "stop",
+    "unavailable_reason",
+]
