@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from engines import ENGINES, Rules, rules_for
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -122,6 +123,12 @@ def luigi_setting() -> Iterator:
             parser.remove_option(section, option)
         else:
             parser.set(section, option, old)
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def rules(request: pytest.FixtureRequest) -> Rules:
+    """Return the courses rules of each engine in turn, behind the pandas interface (tests/engines.py)."""
+    return rules_for(request.param)
 
 
 def frame(rows: list[tuple], columns: str) -> pd.DataFrame:

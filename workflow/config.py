@@ -54,3 +54,12 @@ class connection(luigi.Config):  # noqa: N801
     attempts = luigi.IntParameter(default=5, description="connection attempts before the task fails")
     first_wait = luigi.FloatParameter(default=1.0, description="seconds before the first retry; doubles each time")
     timeout = luigi.IntParameter(default=10, description="seconds one connection attempt may take (connect_timeout)")
+
+
+class engine(luigi.Config):  # noqa: N801
+    """Which engine runs the transform steps ([engine] in luigi.cfg; workflow.engines resolves the choice)."""
+
+    name = luigi.Parameter(
+        default="", description="pandas (the default) or spark; --engine-name, then WORKFLOW_ENGINE, then this "
+        "decide"
+    )  # fmt: skip

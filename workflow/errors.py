@@ -33,3 +33,7 @@ class DateInUseError(WorkflowError):
 
 class EmbeddedServerError(WorkflowError):
     """The embedded PostgreSQL server could not be found, set up or started."""
+
+
+class EngineUnavailableError(WorkflowError):
+    """The chosen engine cannot start: Spark without Java 17+, without pyspark, or with its master unreachable."""

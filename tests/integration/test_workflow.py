@@ -192,20 +192,25 @@ def test_a_failed_run_exits_non_zero_and_names_the_missing_table(clean: Database
     assert clean.warehouse_rows("SELECT to_regclass('recommendation_loads')") == [(None,)]
 
 
-@pytest.mark.skipif(not (SHARED / "datasets" / "datacamp").exists(), reason="../shared/datasets/datacamp is absent")
-def test_the_real_case_study_data(clean: Databases) -> None:
+def load_datacamp(databases: Databases) -> None:
+    """Load the case study's application database (../shared) into the source database."""
     dump = SHARED / "datasets" / "datacamp" / "datacamp_application.sql"
     psql = devdb.find_bindir() / "psql"
     if not psql.exists():
         psql = shutil.which("psql")
     from sqlalchemy.engine import make_url  # noqa: PLC0415
 
-    url = make_url(clean.source)
+    url = make_url(databases.source)
     subprocess.run(
         [str(psql), "-q", "-v", "ON_ERROR_STOP=1", "-h", url.host, "-p", str(url.port), "-U", url.username,
          "-d", url.database, "-f", str(dump)],
         check=True, capture_output=True, env={**os.environ, "PGPASSWORD": url.password or ""},
     )  # fmt: skip
+
+
+@pytest.mark.skipif(not (SHARED / "datasets" / "datacamp").exists(), reason="../shared/datasets/datacamp is absent")
+def test_the_real_case_study_data(clean: Databases) -> None:
+    load_datacamp(clean)
     build()
     from reference import brute_force_recommendations  # noqa: PLC0415
 

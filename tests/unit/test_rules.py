@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import frame
+from engines import Rules
 from reference import brute_force_recommendations
 
 from workflow.core import quality
 from workflow.errors import InvalidSourceDataError
-from workflow.pipelines.courses import rules, schemas
+from workflow.pipelines.courses import schemas
 
 
 def assert_rows(actual: pd.DataFrame, expected: list[tuple], columns: str) -> None:
@@ -22,7 +23,7 @@ def assert_rows(actual: pd.DataFrame, expected: list[tuple], columns: str) -> No
 # --- courses ---------------------------------------------------------------------------------
 
 
-def test_language_is_trimmed_and_lower_cased_and_missing_or_blank_becomes_the_fill() -> None:
+def test_language_is_trimmed_and_lower_cased_and_missing_or_blank_becomes_the_fill(rules: Rules) -> None:
     courses = frame(
         [(3, "C", "d", " Python "), (1, "A", "d", None), (2, "B", "d", "   "), (4, "D", "d", "SQL")],
         "course_id title description programming_language",
@@ -36,13 +37,13 @@ def test_language_is_trimmed_and_lower_cased_and_missing_or_blank_becomes_the_fi
     assert quarantined.empty
 
 
-def test_language_fill_is_configurable() -> None:
+def test_language_fill_is_configurable(rules: Rules) -> None:
     courses = frame([(1, "A", "d", None)], "course_id title description programming_language")
     cleaned, _ = rules.clean_courses(courses, language_fill="Python")
     assert cleaned["programming_language"].tolist() == ["python"]
 
 
-def test_courses_with_a_missing_or_repeated_id_are_set_aside_every_copy() -> None:
+def test_courses_with_a_missing_or_repeated_id_are_set_aside_every_copy(rules: Rules) -> None:
     courses = frame(
         [(1, "A", "d", "r"), (None, "B", "d", "r"), (2, "C", "d", "r"), (2, "C2", "d", "sql"), (3, "D", "d", "r")],
         "course_id title description programming_language",
@@ -59,7 +60,7 @@ def test_courses_with_a_missing_or_repeated_id_are_set_aside_every_copy() -> Non
 # --- rating validity -------------------------------------------------------------------------
 
 
-def test_invalid_ratings_are_set_aside_with_the_first_rule_they_break() -> None:
+def test_invalid_ratings_are_set_aside_with_the_first_rule_they_break(rules: Rules) -> None:
     ratings = frame(
         [
             (1, 10, 5.0),  # valid
@@ -88,7 +89,7 @@ def test_invalid_ratings_are_set_aside_with_the_first_rule_they_break() -> None:
     }  # fmt: skip
 
 
-def test_a_pair_rated_twice_is_set_aside_entirely_unless_the_other_copy_is_invalid() -> None:
+def test_a_pair_rated_twice_is_set_aside_entirely_unless_the_other_copy_is_invalid(rules: Rules) -> None:
     ratings = frame(
         [(1, 10, 5.0), (1, 10, 3.0), (2, 10, 4.0), (2, 10, 9.0), (3, 11, 2.0)],
         "user_id course_id rating",
@@ -102,14 +103,14 @@ def test_a_pair_rated_twice_is_set_aside_entirely_unless_the_other_copy_is_inval
     )
 
 
-def test_rating_bounds_are_configurable() -> None:
+def test_rating_bounds_are_configurable(rules: Rules) -> None:
     ratings = frame([(1, 10, 0.5), (2, 10, 10.0), (3, 10, 11.0)], "user_id course_id rating")
     valid, quarantined = rules.validate_ratings(ratings, pd.Series([10]), min_rating=0.5, max_rating=10)
     assert valid["user_id"].tolist() == [1, 2]
     assert quarantined["user_id"].tolist() == [3]
 
 
-def test_empty_ratings_are_valid_and_nothing_is_set_aside() -> None:
+def test_empty_ratings_are_valid_and_nothing_is_set_aside(rules: Rules) -> None:
     valid, quarantined = rules.validate_ratings(
         frame([], "user_id course_id rating"), pd.Series([1]), min_rating=1, max_rating=5
     )
@@ -133,7 +134,7 @@ def test_too_many_invalid_rows_fail_with_the_table_the_counts_and_examples() -> 
 # --- averages --------------------------------------------------------------------------------
 
 
-def test_average_rating_is_the_mean_of_a_courses_ratings_and_unrated_courses_are_absent() -> None:
+def test_average_rating_is_the_mean_of_a_courses_ratings_and_unrated_courses_are_absent(rules: Rules) -> None:
     ratings = frame([(1, 20, 4.0), (2, 20, 5.0), (3, 10, 3.0)], "user_id course_id rating")
     assert_rows(
         rules.average_course_ratings(ratings),
@@ -150,7 +151,7 @@ COURSES = frame(
 )
 
 
-def test_a_users_languages_are_all_languages_tied_for_most_ratings() -> None:
+def test_a_users_languages_are_all_languages_tied_for_most_ratings(rules: Rules) -> None:
     ratings = frame([(1, 1, 5), (1, 4, 4), (2, 1, 3), (2, 2, 3), (2, 6, 1)], "user_id course_id rating")
     assert_rows(
         rules.user_languages(ratings, COURSES),
@@ -167,7 +168,7 @@ AVERAGES = frame(
 )  # course 7 has no ratings
 
 
-def test_candidates_are_unrated_rated_courses_in_the_users_languages() -> None:
+def test_candidates_are_unrated_rated_courses_in_the_users_languages(rules: Rules) -> None:
     ratings = frame(
         [(1, 1, 5), (1, 4, 4), (2, 1, 3), (2, 2, 3), (2, 3, 3), (3, 4, 5), (3, 5, 5)], "user_id course_id rating"
     )
@@ -181,13 +182,13 @@ def test_candidates_are_unrated_rated_courses_in_the_users_languages() -> None:
     )
 
 
-def test_candidates_keep_only_the_best_few_per_user_and_language() -> None:
+def test_candidates_keep_only_the_best_few_per_user_and_language(rules: Rules) -> None:
     ratings = frame([(1, 3, 5)], "user_id course_id rating")
     candidates = rules.courses_to_recommend(ratings, COURSES, AVERAGES, per_language=2)
     assert candidates["course_id"].tolist() == [2, 8]  # 4.5 and 4.5 beat course 1's 4.0; 3 is rated
 
 
-def test_top_recommendations_rank_by_rating_then_course_id_and_keep_three() -> None:
+def test_top_recommendations_rank_by_rating_then_course_id_and_keep_three(rules: Rules) -> None:
     candidates = frame(
         [(1, 8, 4.5), (1, 3, 5.0), (1, 5, 3.0), (1, 2, 4.5), (2, 9, 1.0)],
         "user_id course_id rating",
@@ -199,7 +200,7 @@ def test_top_recommendations_rank_by_rating_then_course_id_and_keep_three() -> N
     )
 
 
-def test_no_ratings_give_no_candidates_and_no_recommendations() -> None:
+def test_no_ratings_give_no_candidates_and_no_recommendations(rules: Rules) -> None:
     ratings = frame([], "user_id course_id rating").astype("int64")
     averages = rules.average_course_ratings(ratings)
     candidates = rules.courses_to_recommend(ratings, COURSES, averages)
@@ -208,7 +209,7 @@ def test_no_ratings_give_no_candidates_and_no_recommendations() -> None:
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_walking_the_rankings_matches_the_brute_force_cross_join(seed: int) -> None:
+def test_walking_the_rankings_matches_the_brute_force_cross_join(rules: Rules, seed: int) -> None:
     rng = np.random.default_rng(seed)
     n_courses = int(rng.integers(1, 15))
     courses = pd.DataFrame(
@@ -241,7 +242,7 @@ def test_walking_the_rankings_matches_the_brute_force_cross_join(seed: int) -> N
 T1, T2, T3 = (pd.Timestamp(f"2026-11-2{day} 10:00", tz="UTC") for day in (1, 2, 3))
 
 
-def recommend(extract: pd.DataFrame, courses: pd.DataFrame, per_user: int = 3) -> pd.DataFrame:
+def recommend(rules: Rules, extract: pd.DataFrame, courses: pd.DataFrame, per_user: int = 3) -> pd.DataFrame:
     """Return the top recommendations of a day's extract, chained as the workflow's tasks chain the rules."""
     valid, _ = rules.validate_ratings(extract, courses["course_id"], min_rating=1, max_rating=5)
     averages = rules.average_course_ratings(valid)
@@ -251,7 +252,7 @@ def recommend(extract: pd.DataFrame, courses: pd.DataFrame, per_user: int = 3) -
     return rules.top_recommendations(candidates, per_user=per_user)
 
 
-def test_a_course_rated_in_any_row_of_the_extract_is_never_recommended_to_that_user() -> None:
+def test_a_course_rated_in_any_row_of_the_extract_is_never_recommended_to_that_user(rules: Rules) -> None:
     extract = frame(
         [
             (1, 1, 4.0),  # user 1's only valid rating: python
@@ -266,24 +267,24 @@ def test_a_course_rated_in_any_row_of_the_extract_is_never_recommended_to_that_u
     )  # fmt: skip
     # Averages come from valid rows only: 1 -> 4.0, 2 -> 4.5, 3 -> 5.0, 4 -> 5.0, 5 -> 3.0, 8 -> 4.5.
     assert_rows(
-        recommend(extract, COURSES),
+        recommend(rules, extract, COURSES),
         [(2, 1, 4.0, 1), (3, 4, 5.0, 1)],  # user 1 rated every python course with an average
         "user_id course_id rating rank",
     )
 
 
-def test_the_walk_looks_past_the_courses_a_user_rated_with_invalid_rows() -> None:
+def test_the_walk_looks_past_the_courses_a_user_rated_with_invalid_rows(rules: Rules) -> None:
     courses = frame([(i, "python") for i in range(1, 8)], "course_id programming_language")
     others = [(100 + i, i, 5.0 - i / 2) for i in range(1, 8)]  # course i's average is 5.0 - i / 2
     # User 9's one valid rating is of course 7; their invalid rows rate the three best: 1, 2 and 3.
     extract = frame([*others, (9, 7, 1.0), (9, 1, 7.0), (9, 2, None), (9, 3, 0.0)], "user_id course_id rating").astype(
         {"rating": "float64"}
     )
-    top = recommend(extract, courses, per_user=2)
+    top = recommend(rules, extract, courses, per_user=2)
     assert_rows(top[top["user_id"] == 9], [(9, 4, 3.0, 1), (9, 5, 2.5, 2)], "user_id course_id rating rank")
 
 
-def test_the_latest_copy_of_a_re_rated_pair_is_the_rating_and_older_copies_are_superseded() -> None:
+def test_the_latest_copy_of_a_re_rated_pair_is_the_rating_and_older_copies_are_superseded(rules: Rules) -> None:
     ratings = frame(
         [
             (1, 10, 2.0, T1), (1, 10, 4.0, T3), (1, 10, 5.0, T2),  # the latest, 4.0, is user 1's rating
@@ -301,7 +302,7 @@ def test_the_latest_copy_of_a_re_rated_pair_is_the_rating_and_older_copies_are_s
     )
 
 
-def test_copies_sharing_the_latest_stamp_are_all_set_aside_and_older_ones_superseded() -> None:
+def test_copies_sharing_the_latest_stamp_are_all_set_aside_and_older_ones_superseded(rules: Rules) -> None:
     ratings = frame(
         [(1, 10, 2.0, T1), (1, 10, 4.0, T2), (1, 10, 5.0, T2), (2, 10, 3.0, T1), (2, 10, 3.0, T1)],
         "user_id course_id rating rated_at",
@@ -313,7 +314,7 @@ def test_copies_sharing_the_latest_stamp_are_all_set_aside_and_older_ones_supers
     ]  # fmt: skip
 
 
-def test_a_row_without_a_stamp_is_set_aside_as_missing_timestamp_and_still_counts_as_rated() -> None:
+def test_a_row_without_a_stamp_is_set_aside_as_missing_timestamp_and_still_counts_as_rated(rules: Rules) -> None:
     extract = frame(
         [
             (1, 1, 4.0, T1), (1, 2, 4.0, T1), (1, 3, 4.0, None),  # course 3: no stamp, still rated by user 1
@@ -327,7 +328,7 @@ def test_a_row_without_a_stamp_is_set_aside_as_missing_timestamp_and_still_count
     assert_rows(valid, [(1, 1, 4.0), (1, 2, 4.0), (2, 3, 5.0), (2, 8, 4.5)], "user_id course_id rating")
     assert quarantined["reason"].tolist() == ["missing_timestamp", "missing_value", "missing_timestamp"]
     assert_rows(
-        recommend(extract, COURSES),
+        recommend(rules, extract, COURSES),
         [(1, 8, 4.5, 1), (2, 1, 4.0, 1), (2, 2, 4.0, 2)],  # not course 3 (5.0) for user 1
         "user_id course_id rating rank",
     )
@@ -351,7 +352,7 @@ def test_superseded_rows_do_not_count_toward_the_invalid_share() -> None:
 LOW, HIGH = -(2**63), 2**63 - 1
 
 
-def test_ids_anywhere_in_the_int64_range_give_exact_results() -> None:
+def test_ids_anywhere_in_the_int64_range_give_exact_results(rules: Rules) -> None:
     courses = frame(
         [(LOW, "python"), (0, "python"), (HIGH, "python"), (3_000_000_007, "python"), (-5, "r"), (HIGH - 1, "r")],
         "course_id programming_language",
@@ -375,7 +376,7 @@ def test_ids_anywhere_in_the_int64_range_give_exact_results() -> None:
     )
     # averages: LOW -> 3.0, 0 -> 3.0, HIGH -> 2.0, 3000000007 -> 3.0, -5 -> 2.5, HIGH - 1 -> 4.0
     assert_rows(
-        recommend(extract, courses),
+        recommend(rules, extract, courses),
         [
             (LOW, LOW, 3.0, 1), (LOW, 3_000_000_007, 3.0, 2),
             (-1, 3_000_000_007, 3.0, 1), (-1, HIGH, 2.0, 2),

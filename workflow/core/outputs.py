@@ -6,6 +6,7 @@ import datetime as dt
 import fcntl
 import logging
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,8 +47,9 @@ def run_records_dirs(date: dt.date) -> list[Path]:
 
 
 def stale_temporaries(folder: Path) -> list[Path]:
-    """Return the temporary files under a date's folder (stale once no run holds the date)."""
-    return [path for pattern in TEMPORARY_PATTERNS for path in folder.rglob(pattern) if path.is_file()]
+    """Return the temporary files and folders (Spark's) under a date's folder (stale once no run holds the date)."""
+    found = {path for pattern in TEMPORARY_PATTERNS for path in folder.rglob(pattern)}
+    return sorted(path for path in found if not any(parent in found for parent in path.parents))
 
 
 def use(date: dt.date) -> None:
@@ -73,7 +75,10 @@ def use(date: dt.date) -> None:
 
 def _remove(paths: list[Path]) -> None:
     for path in paths:
-        path.unlink(missing_ok=True)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     if paths:
         log.info("removed %d temporary file(s) a killed run left: %s", len(paths), ", ".join(p.name for p in paths))
 

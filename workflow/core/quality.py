@@ -34,21 +34,38 @@ def reason_counts(quarantined: pd.DataFrame, reasons: list[str]) -> dict[str, in
 def check_invalid_share(
     table: str, n_rows: int, quarantined: pd.DataFrame, max_share: float, uncounted: list[str] | tuple[str, ...] = ()
 ) -> None:
+    """Raise InvalidSourceDataError naming the table, the counts per reason and a few rows when too many are invalid."""
+    counts = quarantined["reason"].value_counts(sort=False)
+    examples = quarantined.groupby("reason", sort=True).head(1).to_dict("records")
+    counts = {str(reason): int(count) for reason, count in counts.items()}
+    check_reason_counts(table, n_rows, counts, examples, max_share=max_share, uncounted=uncounted)
+
+
+def check_reason_counts(
+    table: str,
+    n_rows: int,
+    counts: dict[str, int],
+    examples: list[dict],
+    *,
+    max_share: float,
+    uncounted: list[str] | tuple[str, ...] = (),
+) -> None:
     """Raise InvalidSourceDataError naming the table, the counts per reason and a few rows when too many are invalid.
 
-    Rows set aside for one of uncounted (older copies of a re-rated pair) are not invalid:
-    they count neither toward the share nor in the message's counts, which mentions them apart.
+    `counts` holds the rows set aside per reason (ties are shown in its order), `examples` a row of
+    each. Rows set aside for one of uncounted (older copies of a re-rated pair) are not invalid: they
+    count neither toward the share nor in the message's counts, which mentions them apart.
     """
-    invalid = quarantined[~quarantined["reason"].isin(uncounted).to_numpy()]
-    if n_rows == 0 or len(invalid) / n_rows <= max_share:
+    invalid = {reason: count for reason, count in counts.items() if reason not in uncounted and count}
+    n_invalid = sum(invalid.values())
+    if n_rows == 0 or n_invalid / n_rows <= max_share:
         return
-    counts = invalid["reason"].value_counts()
-    examples = invalid.groupby("reason", sort=True).head(1).head(3).to_dict("records")
-    uncounted = quarantined.loc[quarantined["reason"].isin(uncounted).to_numpy(), "reason"].value_counts()
+    ordered = sorted(invalid.items(), key=lambda item: -item[1])  # ties keep the order of `counts`
+    shown = sorted((row for row in examples if row["reason"] in invalid), key=lambda row: row["reason"])[:3]
     raise InvalidSourceDataError(
-        f"{table}: {len(invalid):,} of {n_rows:,} rows ({len(invalid) / n_rows:.2%}) break the rules, "
+        f"{table}: {n_invalid:,} of {n_rows:,} rows ({n_invalid / n_rows:.2%}) break the rules, "
         f"more than the {max_share:.2%} allowed ([rules] max_invalid_share): "
-        + ", ".join(f"{count:,} {reason}" for reason, count in counts.items())
-        + "".join(f" (and {count:,} {reason}, not counted)" for reason, count in uncounted.items())
-        + f"; for example {examples}"
+        + ", ".join(f"{count:,} {reason}" for reason, count in ordered)
+        + "".join(f" (and {counts[reason]:,} {reason}, not counted)" for reason in uncounted if counts.get(reason))
+        + f"; for example {shown}"
     )

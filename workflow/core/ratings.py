@@ -13,7 +13,7 @@ from workflow.core.quality import split_by_checks
 
 def validate_ratings(
     ratings: pd.DataFrame,
-    item_ids: pd.Series,
+    item_ids: pd.Series | pd.DataFrame,
     min_rating: float,
     max_rating: float,
     *,

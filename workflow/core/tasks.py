@@ -8,15 +8,22 @@ import logging
 import re
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import luigi
 import pandas as pd
-import pyarrow as pa
 
-from workflow import config
+from workflow import config, engines
 from workflow.core import outputs, quality
-from workflow.errors import DatabaseUnavailableError, DayNotOverError, InvalidSourceDataError, WorkflowError
+from workflow.errors import (
+    ConfigurationError,
+    DatabaseUnavailableError,
+    DayNotOverError,
+    EngineUnavailableError,
+    InvalidSourceDataError,
+    WorkflowError,
+)
 from workflow.io import files, parquet
 
 log = logging.getLogger("luigi-interface.workflow.tasks")
@@ -45,6 +52,11 @@ class RecordedTask(luigi.Task):
     # What the run observed (rows in and out, rows dropped, the source's state), for its run record.
     facts: dict[str, Any]
 
+    @property
+    def engine(self) -> engines.Engine:
+        """Return the engine of the task's transforms (the chosen one; a pipeline may pin one)."""
+        return engines.current()
+
     def read(self, task: luigi.Task, columns: list[str] | None = None) -> pd.DataFrame:
         """Return the parquet output of a required task, its ids exact (counted in the run record's rows_in)."""
         frame = parquet.read_frame(task.output().path, columns)
@@ -61,9 +73,9 @@ class RecordedTask(luigi.Task):
 class WarehouseLoadTask(RecordedTask):
     """A dated load whose target is the warehouse's marker of the date; an unreachable warehouse fails it at once."""
 
-    # Set when the completeness check could not reach the warehouse: requires() then asks for nothing
-    # (nothing upstream is worth computing) and run() fails with the reason.
-    unreachable: DatabaseUnavailableError | None = None
+    # Set when the completeness check could not reach the warehouse or start the engine: requires() then asks
+    # for nothing (nothing upstream is worth computing) and run() fails with the reason.
+    unreachable: WorkflowError | None = None
 
     @classmethod
     def loaded_dates(cls, dates: list[dt.date]) -> set[dt.date]:
@@ -71,13 +83,16 @@ class WarehouseLoadTask(RecordedTask):
         raise NotImplementedError
 
     def complete(self) -> bool:
-        """Return whether the date is loaded; an unreachable warehouse makes the task fail in run(), with its reason."""
+        """Return whether the date is loaded; an unreachable warehouse, or an engine that cannot start, makes the
+        task fail in run() with its reason, before anything is computed."""
         self.unreachable = None
         try:
-            return super().complete()
-        except DatabaseUnavailableError as error:
+            if super().complete():
+                return True
+            self.engine.check()
+        except (DatabaseUnavailableError, EngineUnavailableError, ConfigurationError) as error:
             self.unreachable = error
-            return False
+        return False
 
     @classmethod
     def bulk_complete(cls, parameter_tuples: list[dt.date]) -> list[dt.date]:
@@ -166,33 +181,46 @@ logging.getLogger("luigi-interface").addFilter(_OneLineFailures())
 
 
 class ParquetTask(RecordedTask):
-    """A step that writes one parquet file at `<output>/<date>/<task_name>.parquet`."""
+    """A step that writes one parquet target at `<output>/<date>/<task_name>.parquet` (a file, or Spark's folder)."""
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.folder / f"{self.name}.parquet"))
+    def output(self) -> parquet.ParquetTarget:
+        return parquet.ParquetTarget(str(self.folder / f"{self.name}.parquet"))
 
-    def write(self, table: pa.Table | pd.DataFrame) -> None:
+    @property
+    def rules(self) -> ModuleType:
+        """Return the rules of the task's pipeline for its engine (`rules` or `spark_rules` beside its tasks)."""
+        return engines.rules_of(type(self).__module__.rpartition(".")[0], self.engine)
+
+    def read(self, task: luigi.Task, columns: list[str] | None = None) -> Any:
+        """Return the parquet output of a required task as the engine's frame (counted in the run record's rows_in)."""
+        path = task.output().path
+        self.facts["rows_in"] = self.facts.get("rows_in", 0) + parquet.count_rows(path)
+        return self.engine.read(path, columns)
+
+    def write(self, frame: Any) -> None:
         """Write the target atomically: it appears whole under its final name or not at all."""
-        if isinstance(table, pd.DataFrame):
-            table = pa.Table.from_pandas(table, preserve_index=False)
-        self.set_status_message(f"writing {table.num_rows:,} rows")
+        self.set_status_message("writing")
         self.set_progress_percentage(90)
-        parquet.write_target(table, self.output())
-        self.facts["rows_out"] = table.num_rows
-        self.set_status_message(f"wrote {table.num_rows:,} rows")
+        self.engine.write(frame, self.output().path, self)
+        rows = self.facts["rows_out"] = parquet.count_rows(self.output().path)
+        self.set_status_message(f"wrote {rows:,} rows")
         self.set_progress_percentage(100)
 
     def set_aside(
-        self, table: str, n_rows: int, quarantined: pd.DataFrame, reasons: list[str], uncounted: list[str] = ()
+        self, table: str, n_rows: int, quarantined: Any, reasons: list[str], uncounted: list[str] = ()
     ) -> None:
         """Write the rows that break the rules to the quarantine file, count them, and fail if there are too many."""
         path = self.folder / f"quarantined_{table}.parquet"
-        parquet.write_file(pa.Table.from_pandas(quarantined, preserve_index=False), path)
-        counts = quality.reason_counts(quarantined, reasons)
+        self.engine.write(quarantined, str(path), self, replace=True)
+        found, examples = self.engine.reason_counts(str(path))
+        counts = {reason: found.get(reason, 0) for reason in reasons}
         self.facts["set_aside"] = counts
-        log.info("%s: %d rows, %d set aside in %s: %s", table, n_rows, len(quarantined), path.name,
+        log.info("%s: %d rows, %d set aside in %s: %s", table, n_rows, sum(found.values()), path.name,
                  ", ".join(f"{count} {reason}" for reason, count in counts.items()))  # fmt: skip
         try:
-            quality.check_invalid_share(table, n_rows, quarantined, config.rules().max_invalid_share, uncounted)
+            quality.check_reason_counts(
+                table, n_rows, {**counts, **found}, examples,
+                max_share=config.rules().max_invalid_share, uncounted=uncounted,
+            )  # fmt: skip
         except InvalidSourceDataError as error:
             raise InvalidSourceDataError(f"{error}; all of them are in {path}") from None

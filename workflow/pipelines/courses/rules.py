@@ -33,7 +33,7 @@ def clean_courses(courses: pd.DataFrame, language_fill: str) -> tuple[pd.DataFra
 
 
 def validate_ratings(
-    ratings: pd.DataFrame, course_ids: pd.Series, min_rating: float, max_rating: float
+    ratings: pd.DataFrame, course_ids: pd.Series | pd.DataFrame, min_rating: float, max_rating: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the valid course ratings, and the others with the first rule they break as `reason` (core.ratings)."""
     return ratings_rules.validate_ratings(

@@ -12,7 +12,7 @@ from workflow.core.tasks import ParquetTask, WarehouseLoadTask, end_of_day, refu
 from workflow.io.copy import extract_table
 from workflow.io.postgres import has_column
 from workflow.io.urls import safe_url
-from workflow.pipelines.courses import rules, warehouse
+from workflow.pipelines.courses import warehouse
 from workflow.pipelines.courses.schemas import (
     COURSE_REASONS,
     COURSES_SCHEMA,
@@ -71,8 +71,8 @@ class CleanedCourses(ParquetTask):
 
     def run(self) -> None:
         courses = self.read(self.requires())
-        cleaned, quarantined = rules.clean_courses(courses, config.rules().language_fill)
-        self.set_aside("courses", len(courses), quarantined, COURSE_REASONS)
+        cleaned, quarantined = self.rules.clean_courses(courses, config.rules().language_fill)
+        self.set_aside("courses", self.facts["rows_in"], quarantined, COURSE_REASONS)
         self.write(cleaned)
 
 
@@ -84,10 +84,11 @@ class ValidRatings(ParquetTask):
 
     def run(self) -> None:
         ratings = self.read(self.requires()["ratings"])
-        course_ids = self.read(self.requires()["courses"], ["course_id"])["course_id"]
+        n_ratings = self.facts["rows_in"]
+        course_ids = self.read(self.requires()["courses"], ["course_id"])
         settings = config.rules()
-        valid, quarantined = rules.validate_ratings(ratings, course_ids, settings.min_rating, settings.max_rating)
-        self.set_aside("ratings", len(ratings), quarantined, RATING_REASONS, UNCOUNTED_REASONS)
+        valid, quarantined = self.rules.validate_ratings(ratings, course_ids, settings.min_rating, settings.max_rating)
+        self.set_aside("ratings", n_ratings, quarantined, RATING_REASONS, UNCOUNTED_REASONS)
         self.write(valid)
 
 
@@ -98,7 +99,7 @@ class AverageCourseRatings(ParquetTask):
         return self.clone(ValidRatings)
 
     def run(self) -> None:
-        self.write(rules.average_course_ratings(self.read(self.requires())))
+        self.write(self.rules.average_course_ratings(self.read(self.requires())))
 
 
 class CoursesToRecommend(ParquetTask):
@@ -114,7 +115,7 @@ class CoursesToRecommend(ParquetTask):
 
     def run(self) -> None:
         inputs = self.requires()
-        candidates = rules.courses_to_recommend(
+        candidates = self.rules.courses_to_recommend(
             self.read(inputs["ratings"], ["user_id", "course_id"]),
             self.read(inputs["courses"], ["course_id", "programming_language"]),
             self.read(inputs["averages"]),
@@ -132,7 +133,7 @@ class TopRecommendations(ParquetTask):
 
     def run(self) -> None:
         candidates = self.read(self.requires())
-        self.write(rules.top_recommendations(candidates, config.rules().recommendations_per_user))
+        self.write(self.rules.top_recommendations(candidates, config.rules().recommendations_per_user))
 
 
 class WarehouseLoad(luigi.Target):

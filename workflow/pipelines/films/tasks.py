@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 
 from workflow import config, databases
 from workflow.core.tasks import ParquetTask, WarehouseLoadTask, end_of_day, refuse_unfinished_day
+from workflow.engines import pandas_engine
 from workflow.io.copy import extract_table
 from workflow.io.postgres import has_column
 from workflow.io.typed_extract import extract_whole_table, table_exists
@@ -32,6 +33,14 @@ from workflow.pipelines.films.schemas import (
 
 log = logging.getLogger("luigi-interface.workflow.films")
 _reported: set[str] = set()  # missing tables already logged by this process
+
+
+class FilmStep(ParquetTask):
+    """A step of the film pipeline: it runs on the pandas engine whichever is chosen (its rules have no Spark form)."""
+
+    @property
+    def engine(self) -> pandas_engine.PandasEngine:
+        return pandas_engine.ENGINE
 
 
 class SourceTableTarget(luigi.Target):
@@ -59,7 +68,7 @@ class SourceTable(luigi.ExternalTask):
         return SourceTableTarget(self.table)
 
 
-class ExtractedFilms(ParquetTask):
+class ExtractedFilms(FilmStep):
     """Every column of the film table, in exact types (decimals, lists, enums and domains as their base types)."""
 
     def requires(self) -> SourceTable:
@@ -72,7 +81,7 @@ class ExtractedFilms(ParquetTask):
         self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
 
 
-class ExtractedRentals(ParquetTask):
+class ExtractedRentals(FilmStep):
     """Each rental made before the end of the date (UTC): its customer, film (through inventory) and time."""
 
     def requires(self) -> list[SourceTable]:
@@ -94,7 +103,7 @@ class ExtractedRentals(ParquetTask):
         self.write(joined.select(RENTAL_COLUMNS if as_of else RENTAL_COLUMNS[:2]))
 
 
-class FilmRentalRates(ParquetTask):
+class FilmRentalRates(FilmStep):
     """The films with their rental rate split into whole dollars and cents; unusable films set aside."""
 
     def requires(self) -> ExtractedFilms:
@@ -111,7 +120,7 @@ class FilmRentalRates(ParquetTask):
         self.write(pa.Table.from_pandas(kept, schema=schema, preserve_index=False))
 
 
-class FilmRatings(ParquetTask):
+class FilmRatings(FilmStep):
     """Each rated film's average rating and number of ratings, from the ratings table when there is one."""
 
     def requires(self) -> dict[str, luigi.Task]:
@@ -148,7 +157,7 @@ class FilmRatings(ParquetTask):
         )
 
 
-class FilmRecommendations(ParquetTask):
+class FilmRecommendations(FilmStep):
     """For each film, the other films most often rented by its customers ("customers who rented this also rented")."""
 
     def requires(self) -> dict[str, luigi.Task]:
@@ -175,6 +184,8 @@ class FilmsLoad(luigi.Target):
 
 class FilmsTask(WarehouseLoadTask):
     """The date's films, rate parts, average ratings and recommendations, loaded into the warehouse's store.film."""
+
+    engine = FilmStep.engine
 
     def requires(self) -> dict[str, luigi.Task]:
         if self.unreachable is not None:

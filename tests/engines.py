@@ -1,0 +1,184 @@
+"""Each engine's rules behind one pandas interface, so every rule test runs on both engines.
+
+The Spark adapter turns the pandas inputs into Spark frames, runs the Spark rules and brings the
+results back as pandas frames in the order the pandas rules give them (Spark keeps no row order):
+rows that come from the inputs in input order, the others sorted as the pandas rules sort them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from types import ModuleType
+
+import pandas as pd
+import pyarrow as pa
+
+from workflow.pipelines.courses import rules as pandas_rules
+
+ENGINES = ("pandas", "spark")
+# Arrow types of the columns the rules know; any other column is text.
+TYPES = {
+    "user_id": pa.int64(),
+    "course_id": pa.int64(),
+    "rating": pa.float64(),
+    "average_rating": pa.float64(),
+    "n_ratings": pa.int64(),
+    "n_rated": pa.int64(),
+    "rank": pa.int64(),
+    "rated_at": pa.timestamp("us", tz="UTC"),
+}
+
+
+def spark_unavailable() -> str | None:
+    """Return why the Spark engine cannot run here (no pyspark, no Java 17+), or None when it can."""
+    try:
+        import pyspark  # noqa: F401, PLC0415
+    except ImportError:
+        return "pyspark is not installed (pip install -e '.[spark]')"
+    from workflow.engines.spark_engine import check_java  # noqa: PLC0415
+    from workflow.errors import EngineUnavailableError  # noqa: PLC0415
+
+    try:
+        check_java()
+    except EngineUnavailableError as error:
+        return str(error)
+    return None
+
+
+def require_spark() -> None:
+    """Skip the test when Spark cannot run here, saying why; under CI (CI=true) fail instead."""
+    import pytest  # noqa: PLC0415
+
+    reason = spark_unavailable()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI must run the Spark tests: {reason}")
+    pytest.skip(reason)
+
+
+def _key(value: object) -> object:
+    """Return a value comparable across engines: missing values (None, NaN, NaT, NA) are one key."""
+    missing = value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+    return None if missing else value
+
+
+def _plain(value: object, kind: pa.DataType) -> object:
+    """Return a pandas value as Arrow takes it for a column of that type; NaN stays NaN in a float column."""
+    if kind == pa.float64() and isinstance(value, float):
+        return value
+    value = _key(value)
+    if value is None:
+        return None
+    return int(value) if kind == pa.int64() else float(value) if kind == pa.float64() else value
+
+
+def _in_input_order(output: pd.DataFrame, inputs: pd.DataFrame) -> pd.DataFrame:
+    """Return the output's rows in the order their copies hold in the input (matched on the shared columns)."""
+    columns = [name for name in output.columns if name in inputs.columns]
+    places: dict[tuple, list[int]] = defaultdict(list)
+    for place, row in enumerate(inputs[columns].itertuples(index=False)):
+        places[tuple(map(_key, row))].append(place)
+    order = [places[tuple(map(_key, row))].pop(0) for row in output[columns].itertuples(index=False)]
+    return output.assign(_place=order).sort_values("_place").drop(columns="_place").reset_index(drop=True)
+
+
+class SparkRules:
+    """The courses pipeline's Spark rules, called with and returning pandas frames."""
+
+    def __init__(self, session: object) -> None:
+        from workflow.pipelines.courses import spark_rules  # noqa: PLC0415
+
+        self.session, self.rules = session, spark_rules
+
+    def spark(self, frame: pd.DataFrame | pd.Series) -> object:
+        """Return a pandas frame (or series) as a Spark frame with the rules' column types."""
+        frame = frame.to_frame() if isinstance(frame, pd.Series) else frame
+        schema = pa.schema([(name, TYPES.get(name, pa.string())) for name in frame.columns])
+        columns = {field.name: [_plain(value, field.type) for value in frame[field.name]] for field in schema}
+        return self.session.createDataFrame(pa.table(columns, schema=schema))
+
+    @staticmethod
+    def pandas(frame: object) -> pd.DataFrame:
+        """Return a Spark frame as pandas, integer columns without missing values as int64."""
+        table = frame.toArrow()
+        with_nulls = any(column.type == pa.int64() and column.null_count for column in table.columns)
+        return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get if with_nulls else None)
+
+    def clean_courses(self, courses: pd.DataFrame, language_fill: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        cleaned, quarantined = self.rules.clean_courses(self.spark(courses), language_fill)
+        cleaned = self.pandas(cleaned).sort_values("course_id", kind="stable").reset_index(drop=True)
+        return cleaned, _in_input_order(self.pandas(quarantined), courses)
+
+    def validate_ratings(
+        self, ratings: pd.DataFrame, course_ids: pd.Series, min_rating: float, max_rating: float
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        valid, quarantined = self.rules.validate_ratings(
+            self.spark(ratings), self.spark(pd.Series(course_ids, name="course_id")), min_rating, max_rating
+        )
+        return _in_input_order(self.pandas(valid), ratings), _in_input_order(self.pandas(quarantined), ratings)
+
+    def average_course_ratings(self, ratings: pd.DataFrame) -> pd.DataFrame:
+        averages = self.pandas(self.rules.average_course_ratings(self.spark(ratings)))
+        return averages.sort_values("course_id").reset_index(drop=True)
+
+    def user_languages(self, ratings: pd.DataFrame, courses: pd.DataFrame) -> pd.DataFrame:
+        languages = self.pandas(self.rules.user_languages(self.spark(ratings), self.spark(courses)))
+        return languages.sort_values(["user_id", "programming_language"]).reset_index(drop=True)
+
+    def courses_to_recommend(
+        self,
+        ratings: pd.DataFrame,
+        courses: pd.DataFrame,
+        averages: pd.DataFrame,
+        per_language: int = 3,
+        rated: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        candidates = self.pandas(
+            self.rules.courses_to_recommend(
+                self.spark(ratings),
+                self.spark(courses),
+                self.spark(averages),
+                per_language=per_language,
+                rated=None if rated is None else self.spark(rated),
+            )
+        )
+        # As the pandas rule orders them: by user, language, then the language's ranking.
+        language = dict(zip(courses["course_id"], courses["programming_language"], strict=True))
+        ordered = candidates.assign(_language=candidates["course_id"].map(language))
+        ordered = ordered.sort_values(["user_id", "_language", "rating", "course_id"], ascending=[1, 1, 0, 1])
+        return ordered.drop(columns="_language").reset_index(drop=True)
+
+    def top_recommendations(self, candidates: pd.DataFrame, per_user: int = 3) -> pd.DataFrame:
+        top = self.pandas(self.rules.top_recommendations(self.spark(candidates), per_user))
+        return top.sort_values(["user_id", "rank"]).reset_index(drop=True)
+
+
+_spark_rules: dict[str, SparkRules] = {}  # one session for the whole test run
+# What a rule test is given: the pandas rules module, or Spark's behind the same interface.
+Rules = ModuleType | SparkRules
+
+
+def rules_for(engine: str) -> Rules:
+    """Return an engine's rules behind the pandas interface (one Spark session for the whole test run)."""
+    if engine == "pandas":
+        return pandas_rules
+    require_spark()
+    if not _spark_rules:
+        from pyspark.sql import SparkSession  # noqa: PLC0415
+
+        session = (
+            SparkSession.builder.master("local[2]")
+            .appName("rule-tests")
+            .config("spark.sql.shuffle.partitions", "2")
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.ui.enabled", "false")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .getOrCreate()
+        )
+        session.sparkContext.setLogLevel("ERROR")
+        _spark_rules["session"] = SparkRules(session)
+    return _spark_rules["session"]

@@ -1,0 +1,67 @@
+"""The engines that run the transform steps: pandas in this process (the default) or Apache Spark (`.[spark]`)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+from typing import Any, Protocol
+
+from luigi.cmdline_parser import CmdlineParser
+
+from workflow import config
+from workflow.errors import ConfigurationError
+
+NAMES = ("pandas", "spark")
+
+
+class Engine(Protocol):
+    """What a transform task asks of an engine: frames read from and written to parquet, and the rules to apply."""
+
+    name: str
+
+    def check(self) -> None:
+        """Raise EngineUnavailableError when the engine cannot run here (before anything is computed)."""
+
+    def read(self, path: str, columns: list[str] | None = None) -> Any:
+        """Return a parquet file, or a folder of part files, as the engine's frame."""
+
+    def write(self, frame: Any, path: str, task: Any = None, *, replace: bool = False) -> None:
+        """Write a frame to a parquet path atomically: it appears whole or not at all (a target a concurrent run
+        wrote first is kept, unless `replace`)."""
+
+    def reason_counts(self, path: str) -> tuple[dict[str, int], list[dict]]:
+        """Return a written quarantine's rows per reason, and its first row for each reason."""
+
+
+def engine_name() -> str:
+    """Return the chosen engine: --engine-name, else WORKFLOW_ENGINE, else luigi.cfg's [engine] name, else pandas."""
+    parser = CmdlineParser.get_instance()
+    from_command_line = getattr(parser.known_args, "engine_name", None) if parser else None
+    if from_command_line:
+        name, origin = from_command_line, "--engine-name"
+    elif os.environ.get("WORKFLOW_ENGINE"):
+        name, origin = os.environ["WORKFLOW_ENGINE"], "WORKFLOW_ENGINE"
+    else:
+        name, origin = config.engine().name or "pandas", "[engine] name"
+    name = name.strip().lower()
+    if name not in NAMES:
+        raise ConfigurationError(f"unknown engine {name!r} ({origin}): choose one of {', '.join(NAMES)}")
+    return name
+
+
+def current() -> Engine:
+    """Return the chosen engine (one instance per process, so a long-lived worker keeps its Spark session)."""
+    name = engine_name()
+    if name == "spark":
+        from workflow.engines import spark_engine  # noqa: PLC0415  (pyspark is an optional extra)
+
+        return spark_engine.engine()
+    from workflow.engines import pandas_engine  # noqa: PLC0415
+
+    return pandas_engine.ENGINE
+
+
+def rules_of(package: str, engine: Engine) -> ModuleType:
+    """Return a pipeline's rules for the engine: `<package>.rules` for pandas, `<package>.spark_rules` for Spark."""
+    return importlib.import_module(f"{package}.{'rules' if engine.name == 'pandas' else 'spark_rules'}")

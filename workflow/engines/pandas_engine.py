@@ -1,0 +1,37 @@
+"""The pandas engine: each step's frames in this process, read from and written to single parquet files."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+from workflow.io import parquet
+
+
+class PandasEngine:
+    """Frames are pandas DataFrames; targets are parquet files written through a temporary name."""
+
+    name = "pandas"
+
+    def check(self) -> None:
+        """Return: pandas needs nothing beyond the package's own dependencies."""
+
+    def read(self, path: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """Return a parquet file (or folder) as a frame, its ids exact."""
+        return parquet.read_frame(path, columns)
+
+    def write(self, frame: pd.DataFrame | pa.Table, path: str, task: object = None, *, replace: bool = False) -> None:
+        """Write a frame to a parquet file atomically; when a concurrent run wrote it first, keep that one (unless
+        `replace`)."""
+        table = pa.Table.from_pandas(frame, preserve_index=False) if isinstance(frame, pd.DataFrame) else frame
+        parquet.write_target(table, path, replace=replace)
+
+    def reason_counts(self, path: str) -> tuple[dict[str, int], list[dict]]:
+        """Return a quarantine file's rows per reason, and its first row for each reason."""
+        quarantined = parquet.read_frame(path)
+        counts = quarantined["reason"].value_counts(sort=False)
+        examples = quarantined.groupby("reason", sort=True).head(1).to_dict("records")
+        return {str(reason): int(count) for reason, count in counts.items()}, examples
+
+
+ENGINE = PandasEngine()

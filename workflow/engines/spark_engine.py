@@ -1,0 +1,261 @@
+"""The Spark engine: one SparkSession per process, parquet folders written atomically, progress reported by stage."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from luigi.configuration import get_config
+
+from workflow.errors import ConfigurationError, EngineUnavailableError
+from workflow.io.files import temporary_name
+from workflow.io.parquet import publish
+
+log = logging.getLogger("luigi-interface.workflow.spark")
+
+MIN_JAVA = 17
+JDBC_JARS = ("/usr/share/java/postgresql.jar",)
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """The [spark] section (option names as in luigi.contrib.spark where they overlap), SPARK_MASTER first."""
+
+    master: str = "local[*]"
+    conf: dict[str, str] = field(default_factory=dict)
+    jars: tuple[str, ...] = ()
+    driver_memory: str = ""
+    executor_memory: str = ""
+    shuffle_partitions: int = 16
+    master_timeout: float = 10.0
+
+
+def settings() -> SparkSettings:
+    """Return the Spark settings: luigi.cfg's [spark], with SPARK_MASTER in the environment before its master."""
+    section = get_config()
+
+    def option(name: str, default: str = "") -> str:
+        return str(section.get("spark", name, default) or default).strip()
+
+    conf = {}
+    for pair in filter(None, (part.strip() for part in option("conf").split("|"))):
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise ConfigurationError(f"[spark] conf: {pair!r} is not key=value (pairs are separated by |)")
+        conf[key.strip()] = value.strip()
+    try:
+        partitions, timeout = int(option("shuffle-partitions", "16")), float(option("master-timeout", "10"))
+    except ValueError as error:
+        raise ConfigurationError(f"[spark] shuffle-partitions or master-timeout: {error}") from None
+    return SparkSettings(
+        master=os.environ.get("SPARK_MASTER") or option("master", "local[*]"),
+        conf=conf,
+        jars=tuple(filter(None, (jar.strip() for jar in option("jars").split(",")))),
+        driver_memory=option("driver-memory"),
+        executor_memory=option("executor-memory"),
+        shuffle_partitions=partitions,
+        master_timeout=timeout,
+    )
+
+
+def java_major(java: str) -> int | None:
+    """Return the major version a `java` executable reports, or None when it cannot be run."""
+    try:
+        shown = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False).stderr
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r'version "(\d+)(?:\.(\d+))?', shown)
+    if not found:
+        return None
+    major = int(found.group(1))
+    return int(found.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
+
+
+def check_java() -> str:
+    """Return the java executable Spark will use, or raise EngineUnavailableError saying how to install one."""
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    install = "install it (Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or point JAVA_HOME at one"
+    if not java or not Path(java).exists():
+        raise EngineUnavailableError(f"the Spark engine needs Java {MIN_JAVA} or newer and none was found: {install}")
+    major = java_major(java)
+    if major is None or major < MIN_JAVA:
+        raise EngineUnavailableError(
+            f"the Spark engine needs Java {MIN_JAVA} or newer; {java} is {major or 'unknown'}: {install}"
+        )
+    return java
+
+
+def check_master(master: str, timeout: float) -> None:
+    """Raise EngineUnavailableError when a spark:// master accepts no connection within `timeout` seconds."""
+    if not master.startswith("spark://"):
+        return
+    errors = []
+    for address in master.removeprefix("spark://").split(","):  # standby masters are listed with commas
+        parts = urlsplit(f"//{address}")
+        try:
+            with socket.create_connection((parts.hostname, parts.port or 7077), timeout=timeout):
+                return
+        except OSError as error:
+            errors.append(f"{address}: {error.strerror or error}")
+    raise EngineUnavailableError(
+        f"the Spark master {master} is unreachable ({'; '.join(errors)}): start one (make spark-up) "
+        "or set [spark] master / SPARK_MASTER"
+    )
+
+
+def jdbc_jar() -> str | None:
+    """Return the PostgreSQL JDBC driver's jar when this machine has one (Debian's libpostgresql-jdbc-java)."""
+    try:
+        from workflow.devspark.jdbc import jdbc_jar as found  # noqa: PLC0415
+    except ImportError:
+        found = None
+    jar = found() if found else None
+    return str(jar) if jar else next((path for path in JDBC_JARS if Path(path).exists()), None)
+
+
+class SparkEngine:
+    """Frames are Spark DataFrames of one SparkSession; targets are folders of part files with their _SUCCESS."""
+
+    name = "spark"
+
+    def __init__(self, spark_settings: SparkSettings) -> None:
+        self.settings = spark_settings
+        self._session: Any = None
+        self._checked = False
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        """Raise EngineUnavailableError when pyspark, Java 17+ or the master is missing; nothing is computed then."""
+        try:
+            import pyspark  # noqa: F401, PLC0415  (an optional extra: imported when chosen)
+        except ImportError:
+            raise EngineUnavailableError(
+                "the Spark engine needs pyspark: pip install -e '.[spark]' (Python 3.11 or newer)"
+            ) from None
+        if self._checked:
+            return
+        check_java()
+        check_master(self.settings.master, self.settings.master_timeout)
+        self._checked = True
+
+    @property
+    def session(self) -> Any:
+        """Return the process's SparkSession, started on first use (its driver memory is fixed from then on)."""
+        with self._lock:
+            if self._session is None:
+                self.check()
+                self._session = self._start()
+            return self._session
+
+    def _start(self) -> Any:
+        from pyspark.sql import SparkSession  # noqa: PLC0415
+
+        chosen = self.settings
+        builder = SparkSession.builder.master(chosen.master).appName("course-recommendations")
+        local = chosen.master.startswith("local") or re.match(r"spark://(127\.0\.0\.1|localhost)[:/]", chosen.master)
+        defaults = {
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": str(chosen.shuffle_partitions),
+            "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+            "spark.ui.showConsoleProgress": "false",
+            **({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"} if local else {}),
+            **({"spark.driver.memory": chosen.driver_memory} if chosen.driver_memory else {}),
+            **({"spark.executor.memory": chosen.executor_memory} if chosen.executor_memory else {}),
+        }
+        jars = [*chosen.jars, *filter(None, [jdbc_jar()])]
+        if jars:
+            defaults["spark.jars"] = ",".join(jars)
+        for key, value in {**defaults, **chosen.conf}.items():
+            builder = builder.config(key, value)
+        log.info("starting a Spark session on %s", chosen.master)
+        session = builder.getOrCreate()
+        session.sparkContext.setLogLevel("WARN")
+        log.info("Spark session %s: UI at %s", session.sparkContext.applicationId, session.sparkContext.uiWebUrl)
+        return session
+
+    def read(self, path: str, columns: list[str] | None = None) -> Any:
+        """Return a parquet file or folder as a DataFrame of the given columns."""
+        frame = self.session.read.parquet(str(path))
+        return frame.select(*columns) if columns else frame
+
+    def write(self, frame: Any, path: str, task: Any = None, *, replace: bool = False) -> None:
+        """Write a DataFrame as a folder of part files through a temporary folder, renamed once Spark committed it."""
+        path = Path(path)
+        temporary = temporary_name(path)
+        with self.reporting(task, f"writing {path.name}"):
+            frame.write.mode("overwrite").parquet(str(temporary))
+        publish(temporary, path, replace=replace)
+
+    def reason_counts(self, path: str) -> tuple[dict[str, int], list[dict]]:
+        """Return a written quarantine's rows per reason, and its first row for each reason."""
+        from pyspark.sql import functions as F  # noqa: N812, PLC0415
+
+        quarantined = self.read(path)
+        counts = {row["reason"]: row["count"] for row in quarantined.groupBy("reason").count().collect()}
+        first = quarantined.groupBy("reason").agg(F.first(F.struct(*quarantined.columns)).alias("row"))
+        examples = sorted((row["row"].asDict() for row in first.collect()), key=lambda row: row["reason"])
+        return counts, examples
+
+    @contextmanager
+    def reporting(self, task: Any, what: str) -> Iterator[None]:
+        """Show the Spark UI as the task's tracking URL and its stages' progress as its status while jobs run."""
+        if task is None:
+            yield
+            return
+        context = self.session.sparkContext
+        group = f"{task.task_id}"
+        context.setJobGroup(group, what)
+        if context.uiWebUrl:
+            task.set_tracking_url(context.uiWebUrl)
+        done = threading.Event()
+        reporter = threading.Thread(target=_report_stages, args=(context, group, task, what, done), daemon=True)
+        reporter.start()
+        try:
+            yield
+        finally:
+            done.set()
+            reporter.join()
+            context.setLocalProperty("spark.jobGroup.id", None)
+
+
+def _report_stages(context: Any, group: str, task: Any, what: str, done: threading.Event) -> None:
+    """Every second until `done`: set the task's status to the running stages' completed tasks, and its progress."""
+    tracker = context.statusTracker()
+    while not done.wait(1.0):
+        try:
+            stages = [
+                tracker.getStageInfo(stage)
+                for job in tracker.getJobIdsForGroup(group)
+                if (info := tracker.getJobInfo(job)) is not None and info.status == "RUNNING"
+                for stage in info.stageIds
+            ]
+        except Exception:  # the session is stopping: nothing more to report
+            return
+        running = [stage for stage in stages if stage is not None and stage.numActiveTasks]
+        if not running:
+            continue
+        total = sum(stage.numTasks for stage in running)
+        completed = sum(stage.numCompletedTasks for stage in running)
+        task.set_status_message(
+            f"{what}: " + ", ".join(f"stage {s.stageId} {s.numCompletedTasks}/{s.numTasks} tasks" for s in running)
+        )
+        task.set_progress_percentage(int(100 * completed / max(total, 1)))
+
+
+@cache
+def engine() -> SparkEngine:
+    """Return the process's Spark engine (one session for every task a long-lived worker runs)."""
+    return SparkEngine(settings())

@@ -1,0 +1,117 @@
+"""The courses pipeline's rules on Spark: the rules of `rules`, in the DataFrame API (frames in, frames out)."""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F  # noqa: N812
+
+from workflow.core import spark_ratings
+from workflow.pipelines.courses.schemas import COURSE_COLUMNS
+
+# What Python's str.strip() removes (str.isspace): Spark's trim() strips spaces only.
+WHITESPACE = r"[\t\n\x0B\f\r\x1C-\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+
+
+def strip(text: Column) -> Column:
+    """Return the text without leading or trailing whitespace, as Python's str.strip() has it."""
+    return F.regexp_replace(text, f"^{WHITESPACE}+|{WHITESPACE}+$", "")
+
+
+def clean_courses(courses: DataFrame, language_fill: str) -> tuple[DataFrame, DataFrame]:
+    """Return the courses with their language normalised, and those set aside for a missing or repeated course_id."""
+    courses = courses.select(*COURSE_COLUMNS)
+    copies = F.count(F.lit(1)).over(Window.partitionBy("course_id"))
+    flagged = courses.withColumn(
+        "reason",
+        spark_ratings.first_failed(
+            [("missing_course_id", F.col("course_id").isNull()), ("duplicate_course_id", copies > 1)]
+        ),
+    )
+    language = strip(F.col("programming_language"))
+    language = F.when(language.isNull() | (language == ""), F.lit(language_fill)).otherwise(language)
+    cleaned = flagged.where(F.col("reason").isNull()).select(
+        F.col("course_id").cast("long"), "title", "description", F.lower(strip(language)).alias("programming_language")
+    )
+    return cleaned, flagged.where(F.col("reason").isNotNull())
+
+
+def validate_ratings(
+    ratings: DataFrame, course_ids: DataFrame, min_rating: float, max_rating: float
+) -> tuple[DataFrame, DataFrame]:
+    """Return the valid course ratings, and the others with the first rule they break as `reason`."""
+    return spark_ratings.validate_ratings(
+        ratings, course_ids, min_rating, max_rating, user="user_id", item="course_id", unknown_item="unknown_course"
+    )
+
+
+def average_course_ratings(ratings: DataFrame) -> DataFrame:
+    """Return each rated course's mean rating (`average_rating`) and number of ratings, by course_id."""
+    return ratings.groupBy("course_id").agg(
+        F.avg("rating").alias("average_rating"), F.count(F.lit(1)).cast("long").alias("n_ratings")
+    )
+
+
+def user_languages(ratings: DataFrame, courses: DataFrame) -> DataFrame:
+    """Return each user's languages: every language tied for the most ratings by that user, with that count."""
+    counted = (
+        ratings.select("user_id", "course_id")
+        .join(courses.select("course_id", "programming_language"), "course_id")
+        .groupBy("user_id", "programming_language")
+        .agg(F.count(F.lit(1)).cast("long").alias("n_rated"))
+    )
+    counted = counted.withColumn("most", F.max("n_rated").over(Window.partitionBy("user_id")))
+    return counted.where(F.col("n_rated") == F.col("most")).select("user_id", "programming_language", "n_rated")
+
+
+def language_rankings(averages: DataFrame, courses: DataFrame) -> DataFrame:
+    """Return the rated courses with their place (from 0) in their language's ranking: rating falling, then id."""
+    by_rating = Window.partitionBy("programming_language").orderBy(F.desc("average_rating"), F.asc("course_id"))
+    return (
+        averages.select("course_id", "average_rating")
+        .join(courses.select("course_id", "programming_language"), "course_id")
+        .withColumn("place", F.row_number().over(by_rating) - 1)
+    )
+
+
+def courses_to_recommend(
+    ratings: DataFrame,
+    courses: DataFrame,
+    averages: DataFrame,
+    per_language: int = 3,
+    rated: DataFrame | None = None,
+) -> DataFrame:
+    """Return each user's best `per_language` unrated courses of each of their languages, with their average rating.
+
+    As in `rules`: a user whose rows hold k courses of a language finds their best unrated courses
+    among that language's first k + per_language, so the candidates grow with the rows.
+    """
+    rated = (ratings if rated is None else rated).select("user_id", "course_id").dropna()
+    languages = courses.select("course_id", "programming_language")
+    rated_rows = rated.join(languages, "course_id").groupBy("user_id", "programming_language").count()
+    walk = (
+        user_languages(ratings, courses)
+        .join(rated_rows, ["user_id", "programming_language"], "left")
+        .select(
+            "user_id",
+            "programming_language",
+            F.explode(
+                F.sequence(F.lit(0), F.greatest("n_rated", F.coalesce("count", F.lit(0))) + (per_language - 1))
+            ).alias("place"),
+        )
+    )
+    candidates = walk.join(language_rankings(averages, courses), ["programming_language", "place"]).join(
+        rated.distinct(), ["user_id", "course_id"], "left_anti"
+    )
+    first = Window.partitionBy("user_id", "programming_language").orderBy("place")
+    return (
+        candidates.withColumn("kept", F.row_number().over(first))
+        .where(F.col("kept") <= per_language)
+        .select("user_id", "course_id", F.col("average_rating").alias("rating"))
+    )
+
+
+def top_recommendations(candidates: DataFrame, per_user: int = 3) -> DataFrame:
+    """Return each user's `per_user` candidates with the highest rating, ties by course_id, ranked from 1."""
+    by_rating = Window.partitionBy("user_id").orderBy(F.desc("rating"), F.asc("course_id"))
+    ranked = candidates.withColumn("rank", F.row_number().over(by_rating).cast("long"))
+    return ranked.where(F.col("rank") <= per_user).select("user_id", "course_id", "rating", "rank")
