@@ -64,7 +64,7 @@ def forget(databases: Databases) -> None:
 
 
 def noisy_demo(databases: Databases, n_ratings: int) -> None:
-    """Load demo data with the shapes real data has: repeated ratings, NULLs, unknown courses, a large id, mixed case."""
+    """Load demo data shaped like real data: repeated ratings, NULLs, unknown courses, a large id, mixed case."""
     courses, ratings = demo.demo_data(n_ratings, until=DAY)
     stamp = pd.Timestamp(f"{DAY} 08:00", tz="UTC")
     first = ratings.iloc[0]

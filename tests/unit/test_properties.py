@@ -14,27 +14,33 @@ from itertools import pairwise
 
 import numpy as np
 import pandas as pd
+import pytest
+from engines import ENGINES, Rules, rules_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import Row, expected_clean, expected_top, expected_validate, is_missing, plain, rated_pairs
-
-from workflow.pipelines.courses import rules
 
 RATING_COLUMNS = ["user_id", "course_id", "rating"]
 STAMPED_COLUMNS = [*RATING_COLUMNS, "rated_at"]
 COURSE_COLUMNS = ["course_id", "title", "description", "programming_language"]
 TOP_COLUMNS = ["user_id", "course_id", "rating", "rank"]
-# Examples per test, to keep the file under ~20 s: a pipeline run costs ~25 ms of pandas overhead.
-PROPERTY = settings(max_examples=150, deadline=None)
-ONE_RUN = settings(max_examples=120, deadline=None)  # tests that run the pipeline once an example
-TWO_RUNS = settings(max_examples=50, deadline=None)  # tests that run the pipeline twice an example
+# Examples per test and engine. pandas: the file in ~20 s (a pipeline run costs ~25 ms); Spark runs each
+# rule as jobs of a shared local session (~0.3 s each), so it draws fewer.
+PROPERTY = {"pandas": 150, "spark": 20}
+ONE_RUN = {"pandas": 120, "spark": 10}  # tests that run the pipeline once an example
+TWO_RUNS = {"pandas": 50, "spark": 4}  # tests that run the pipeline twice an example
+
+
+def examples(engine: str, counts: dict[str, int]) -> settings:
+    """Return the hypothesis settings of a property test on an engine."""
+    return settings(max_examples=counts[engine], deadline=None)
 
 
 # --- the transforms, as the workflow chains them ---------------------------------------------
 
 
-def pipeline(
-    ratings: pd.DataFrame, courses: pd.DataFrame, fill: str, low: float, high: float, *, per_user: int = 3
+def pipeline(  # noqa: PLR0917  (the rules, then the inputs and settings in the order the workflow takes them)
+    rules: Rules, ratings: pd.DataFrame, courses: pd.DataFrame, fill: str, low: float, high: float, *, per_user: int = 3
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the valid ratings and the top recommendations."""
     cleaned, _ = rules.clean_courses(courses, fill)
@@ -172,103 +178,126 @@ PIPELINE_INPUTS = pipeline_inputs()
 # --- properties ------------------------------------------------------------------------------
 
 
-@PROPERTY
-@given(inputs=validate_inputs(), bounds=BOUNDS, as_object=st.booleans())
-def test_validate_ratings_matches_the_rules(
-    inputs: tuple[list[Row], set[int]], bounds: tuple[float, float], as_object: bool
-) -> None:
-    rows, course_ids = inputs
-    low, high = bounds
-    ratings = to_frame(rows, None, as_object)
-    valid, quarantined = rules.validate_ratings(ratings, pd.Series(sorted(course_ids), dtype="int64"), low, high)
-    expected_valid, expected_quarantined = expected_validate(rows, course_ids, low, high)
-    assert list(valid.columns) == RATING_COLUMNS
-    assert valid.dtypes.astype(str).tolist() == ["int64", "int64", "float64"]
-    assert rows_of(valid) == expected_valid
-    assert list(quarantined.columns) == [*ratings.columns, "reason"]
-    assert rows_of(quarantined) == expected_quarantined
+@pytest.mark.parametrize("engine", ENGINES)
+def test_validate_ratings_matches_the_rules(engine: str) -> None:
+    rules = rules_for(engine)
+
+    @examples(engine, PROPERTY)
+    @given(inputs=validate_inputs(), bounds=BOUNDS, as_object=st.booleans())
+    def check(inputs: tuple[list[Row], set[int]], bounds: tuple[float, float], as_object: bool) -> None:
+        rows, course_ids = inputs
+        low, high = bounds
+        ratings = to_frame(rows, None, as_object)
+        valid, quarantined = rules.validate_ratings(ratings, pd.Series(sorted(course_ids), dtype="int64"), low, high)
+        expected_valid, expected_quarantined = expected_validate(rows, course_ids, low, high)
+        assert list(valid.columns) == RATING_COLUMNS
+        assert valid.dtypes.astype(str).tolist() == ["int64", "int64", "float64"]
+        assert rows_of(valid) == expected_valid
+        assert list(quarantined.columns) == [*ratings.columns, "reason"]
+        assert rows_of(quarantined) == expected_quarantined
+
+    check()
 
 
-@PROPERTY
-@given(rows=course_rows(mostly_clean=False), ids=id_maps(8), fill=FILLS, as_object=st.booleans())
-def test_clean_courses_matches_the_rules(rows: list[Row], ids: dict[int, int], fill: str, as_object: bool) -> None:
-    rows = renamed(rows, {0: ids})
-    cleaned, quarantined = rules.clean_courses(to_frame(rows, COURSE_COLUMNS, as_object), fill)
-    expected_cleaned, expected_quarantined = expected_clean(rows, fill)
-    assert list(cleaned.columns) == COURSE_COLUMNS
-    assert str(cleaned["course_id"].dtype) == "int64"
-    assert rows_of(cleaned) == expected_cleaned
-    assert list(quarantined.columns) == [*COURSE_COLUMNS, "reason"]
-    assert [(plain(row[0]), row[1], row[4]) for row in quarantined.itertuples(index=False)] == expected_quarantined
+@pytest.mark.parametrize("engine", ENGINES)
+def test_clean_courses_matches_the_rules(engine: str) -> None:
+    rules = rules_for(engine)
+
+    @examples(engine, PROPERTY)
+    @given(rows=course_rows(mostly_clean=False), ids=id_maps(8), fill=FILLS, as_object=st.booleans())
+    def check(rows: list[Row], ids: dict[int, int], fill: str, as_object: bool) -> None:
+        rows = renamed(rows, {0: ids})
+        cleaned, quarantined = rules.clean_courses(to_frame(rows, COURSE_COLUMNS, as_object), fill)
+        expected_cleaned, expected_quarantined = expected_clean(rows, fill)
+        assert list(cleaned.columns) == COURSE_COLUMNS
+        assert str(cleaned["course_id"].dtype) == "int64"
+        assert rows_of(cleaned) == expected_cleaned
+        assert list(quarantined.columns) == [*COURSE_COLUMNS, "reason"]
+        assert [(plain(row[0]), row[1], row[4]) for row in quarantined.itertuples(index=False)] == expected_quarantined
+
+    check()
 
 
-@ONE_RUN
-@given(inputs=PIPELINE_INPUTS, bounds=BOUNDS, per_user=st.sampled_from([3, 3, 3, 1, 2, 4]))
-def test_top_recommendations_match_the_rules(
-    inputs: tuple[list[Row], list[Row], str, bool], bounds: tuple[float, float], per_user: int
-) -> None:
-    ratings, courses, fill, as_object = inputs
-    _, top = pipeline(
-        to_frame(ratings, None, as_object),
-        to_frame(courses, COURSE_COLUMNS, as_object),
-        fill,
-        *bounds,
-        per_user=per_user,
-    )
-    assert list(top.columns) == TOP_COLUMNS
-    assert rows_of(top) == expected_top(ratings, courses, fill, *bounds, per_user=per_user)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_top_recommendations_match_the_rules(engine: str) -> None:
+    rules = rules_for(engine)
+
+    @examples(engine, ONE_RUN)
+    @given(inputs=PIPELINE_INPUTS, bounds=BOUNDS, per_user=st.sampled_from([3, 3, 3, 1, 2, 4]))
+    def check(inputs: tuple[list[Row], list[Row], str, bool], bounds: tuple[float, float], per_user: int) -> None:
+        ratings, courses, fill, as_object = inputs
+        _, top = pipeline(
+            rules,
+            to_frame(ratings, None, as_object),
+            to_frame(courses, COURSE_COLUMNS, as_object),
+            fill,
+            *bounds,
+            per_user=per_user,
+        )
+        assert list(top.columns) == TOP_COLUMNS
+        assert rows_of(top) == expected_top(ratings, courses, fill, *bounds, per_user=per_user)
+
+    check()
 
 
-@TWO_RUNS
-@given(inputs=PIPELINE_INPUTS)
-def test_recommendations_are_unrated_ranked_from_one_by_falling_rating_and_deterministic(
-    inputs: tuple[list[Row], list[Row], str, bool],
-) -> None:
-    rows, course_rows_, fill, as_object = inputs
-    ratings, courses = to_frame(rows, None, as_object), to_frame(course_rows_, COURSE_COLUMNS, as_object)
-    ratings_before, courses_before = ratings.copy(), courses.copy()
-    _, top = pipeline(ratings, courses, fill, 1, 5)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_recommendations_are_unrated_ranked_from_one_by_falling_rating_and_deterministic(engine: str) -> None:
+    rules = rules_for(engine)
 
-    rated = rated_pairs(rows)  # by any row, valid or not
-    recommended = rows_of(top)
-    assert not any((user, course) in rated for user, course, _, _ in recommended)
-    assert [row[0] for row in recommended] == sorted(row[0] for row in recommended)
-    by_user: dict[int, list[Row]] = defaultdict(list)
-    for row in recommended:
-        by_user[row[0]].append(row)
-    for mine in by_user.values():
-        assert [rank for *_, rank in mine] == list(range(1, len(mine) + 1))  # so no course twice either
-        assert len(mine) <= 3
-        assert len({course for _, course, _, _ in mine}) == len(mine)
-        assert all(earlier[2] >= later[2] for earlier, later in pairwise(mine))
+    @examples(engine, TWO_RUNS)
+    @given(inputs=PIPELINE_INPUTS)
+    def check(inputs: tuple[list[Row], list[Row], str, bool]) -> None:
+        rows, course_rows_, fill, as_object = inputs
+        ratings, courses = to_frame(rows, None, as_object), to_frame(course_rows_, COURSE_COLUMNS, as_object)
+        ratings_before, courses_before = ratings.copy(), courses.copy()
+        _, top = pipeline(rules, ratings, courses, fill, 1, 5)
 
-    _, again = pipeline(ratings, courses, fill, 1, 5)
-    pd.testing.assert_frame_equal(again, top)
-    pd.testing.assert_frame_equal(ratings, ratings_before)  # the inputs are left as they were
-    pd.testing.assert_frame_equal(courses, courses_before)
+        rated = rated_pairs(rows)  # by any row, valid or not
+        recommended = rows_of(top)
+        assert not any((user, course) in rated for user, course, _, _ in recommended)
+        assert [row[0] for row in recommended] == sorted(row[0] for row in recommended)
+        by_user: dict[int, list[Row]] = defaultdict(list)
+        for row in recommended:
+            by_user[row[0]].append(row)
+        for mine in by_user.values():
+            assert [rank for *_, rank in mine] == list(range(1, len(mine) + 1))  # so no course twice either
+            assert len(mine) <= 3
+            assert len({course for _, course, _, _ in mine}) == len(mine)
+            assert all(earlier[2] >= later[2] for earlier, later in pairwise(mine))
+
+        _, again = pipeline(rules, ratings, courses, fill, 1, 5)
+        pd.testing.assert_frame_equal(again, top)
+        pd.testing.assert_frame_equal(ratings, ratings_before)  # the inputs are left as they were
+        pd.testing.assert_frame_equal(courses, courses_before)
+
+    check()
 
 
-@TWO_RUNS
-@given(inputs=PIPELINE_INPUTS, data=st.data())
-def test_recommendations_do_not_depend_on_the_order_of_the_input_rows(
-    inputs: tuple[list[Row], list[Row], str, bool], data: st.DataObject
-) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_recommendations_do_not_depend_on_the_order_of_the_input_rows(engine: str) -> None:
     """Shuffle the rating rows (and maybe the course rows), keeping or renumbering the index: same top-3."""
-    rows, course_rows_, fill, as_object = inputs
-    ratings, courses = to_frame(rows, None, as_object), to_frame(course_rows_, COURSE_COLUMNS, as_object)
-    shuffled_ratings = ratings.iloc[data.draw(st.permutations(range(len(ratings))), label="rating order")]
-    shuffled_courses = courses
-    if data.draw(st.booleans(), label="shuffle courses too"):
-        shuffled_courses = courses.iloc[data.draw(st.permutations(range(len(courses))), label="course order")]
-    if data.draw(st.booleans(), label="renumber rows"):
-        shuffled_ratings = shuffled_ratings.reset_index(drop=True)
-        shuffled_courses = shuffled_courses.reset_index(drop=True)
-    _, top = pipeline(ratings, courses, fill, 1, 5)
-    _, shuffled_top = pipeline(shuffled_ratings, shuffled_courses, fill, 1, 5)
-    pd.testing.assert_frame_equal(
-        shuffled_top.sort_values(["user_id", "rank"]).reset_index(drop=True),
-        top.sort_values(["user_id", "rank"]).reset_index(drop=True),
-    )
+    rules = rules_for(engine)
+
+    @examples(engine, TWO_RUNS)
+    @given(inputs=PIPELINE_INPUTS, data=st.data())
+    def check(inputs: tuple[list[Row], list[Row], str, bool], data: st.DataObject) -> None:
+        rows, course_rows_, fill, as_object = inputs
+        ratings, courses = to_frame(rows, None, as_object), to_frame(course_rows_, COURSE_COLUMNS, as_object)
+        shuffled_ratings = ratings.iloc[data.draw(st.permutations(range(len(ratings))), label="rating order")]
+        shuffled_courses = courses
+        if data.draw(st.booleans(), label="shuffle courses too"):
+            shuffled_courses = courses.iloc[data.draw(st.permutations(range(len(courses))), label="course order")]
+        if data.draw(st.booleans(), label="renumber rows"):
+            shuffled_ratings = shuffled_ratings.reset_index(drop=True)
+            shuffled_courses = shuffled_courses.reset_index(drop=True)
+        _, top = pipeline(rules, ratings, courses, fill, 1, 5)
+        _, shuffled_top = pipeline(rules, shuffled_ratings, shuffled_courses, fill, 1, 5)
+        pd.testing.assert_frame_equal(
+            shuffled_top.sort_values(["user_id", "rank"]).reset_index(drop=True),
+            top.sort_values(["user_id", "rank"]).reset_index(drop=True),
+        )
+
+    check()
 
 
 # --- empty inputs ----------------------------------------------------------------------------
@@ -281,7 +310,7 @@ def assert_empty(frame: pd.DataFrame, columns: list[str]) -> None:
     assert frame.empty and list(frame.columns) == columns
 
 
-def test_no_ratings_give_empty_outputs_with_their_columns() -> None:
+def test_no_ratings_give_empty_outputs_with_their_columns(rules: Rules) -> None:
     for ratings in (
         pd.DataFrame(columns=RATING_COLUMNS),
         pd.DataFrame({"user_id": [], "course_id": [], "rating": []}, dtype="float64"),
@@ -300,7 +329,7 @@ def test_no_ratings_give_empty_outputs_with_their_columns() -> None:
         assert_empty(rules.top_recommendations(candidates), TOP_COLUMNS)
 
 
-def test_no_courses_give_empty_outputs_with_their_columns_and_every_rating_an_unknown_course() -> None:
+def test_no_courses_give_empty_outputs_with_their_columns_and_every_rating_an_unknown_course(rules: Rules) -> None:
     cleaned, quarantined = rules.clean_courses(pd.DataFrame(columns=COURSE_COLUMNS), "R")
     assert_empty(cleaned, COURSE_COLUMNS)
     assert_empty(quarantined, [*COURSE_COLUMNS, "reason"])
@@ -308,17 +337,17 @@ def test_no_courses_give_empty_outputs_with_their_columns_and_every_rating_an_un
     valid, quarantined = rules.validate_ratings(ratings, cleaned["course_id"], 1, 5)
     assert_empty(valid, RATING_COLUMNS)
     assert quarantined["reason"].tolist() == ["unknown_course"] * len(SOME_RATINGS)
-    _, top = pipeline(ratings, pd.DataFrame(columns=COURSE_COLUMNS), "R", 1, 5)
+    _, top = pipeline(rules, ratings, pd.DataFrame(columns=COURSE_COLUMNS), "R", 1, 5)
     assert_empty(top, TOP_COLUMNS)
 
 
-def test_only_invalid_ratings_give_no_recommendations() -> None:
+def test_only_invalid_ratings_give_no_recommendations(rules: Rules) -> None:
     ratings = to_frame([(1, 1, 9.0), (None, 2, 4.0), (2, 7, 3.0), (3, 1, 2.0), (3, 1, 2.0)], RATING_COLUMNS, False)
-    valid, top = pipeline(ratings, to_frame(SOME_COURSES, COURSE_COLUMNS, False), "R", 1, 5)
+    valid, top = pipeline(rules, ratings, to_frame(SOME_COURSES, COURSE_COLUMNS, False), "R", 1, 5)
     assert_empty(valid, RATING_COLUMNS)
     assert_empty(top, TOP_COLUMNS)
 
 
-def test_empty_frames_with_nothing_else_give_empty_recommendations() -> None:
-    _, top = pipeline(pd.DataFrame(columns=RATING_COLUMNS), pd.DataFrame(columns=COURSE_COLUMNS), "R", 1, 5)
+def test_empty_frames_with_nothing_else_give_empty_recommendations(rules: Rules) -> None:
+    _, top = pipeline(rules, pd.DataFrame(columns=RATING_COLUMNS), pd.DataFrame(columns=COURSE_COLUMNS), "R", 1, 5)
     assert_empty(top, TOP_COLUMNS)
