@@ -9,7 +9,7 @@ WORKERS ?= 2
 
 SCHEDULER_PORT ?= 8082
 
-.PHONY: install run test test-unit test-integration browser bench bench-serve serve lint db-start db-stop scheduler scheduler-stop clean spark-up spark-down
+.PHONY: install install-spark run test test-unit test-integration browser bench bench-serve serve lint db-start db-stop scheduler scheduler-stop clean spark-up spark-down
 
 install: $(VENV)/.installed
 
@@ -27,15 +27,25 @@ run: install
 	@echo "SELECT film_id, recommended_film_ids FROM store.film (first 10):"
 	$(BIN)/python -m workflow films --limit 10
 
-# Every test: tests/unit (no database, seconds) and tests/integration (a real PostgreSQL). Browser tests
-# run when chromium is there (`make browser` installs it) and skip, saying why, when it is not.
-test: install
+# The Spark engine's extra (pyspark, about 490 MB; Python 3.11+). `make test` installs it, `make run` does not.
+install-spark: $(VENV)/.spark-installed
+
+$(VENV)/.spark-installed: $(VENV)/.installed requirements-spark.txt
+	@if $(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
+	  echo "installing the Spark engine's extra (pyspark, about 490 MB)"; \
+	  $(BIN)/python -m pip install --quiet -r requirements-spark.txt && touch $@; \
+	else echo "the Spark engine needs Python 3.11+: its tests will be skipped (and fail under CI=true)"; fi
+
+# Every test: tests/unit (no database, seconds) and tests/integration (a real PostgreSQL), on both engines.
+# Browser tests run when chromium is there (`make browser` installs it) and skip, saying why, when it is not;
+# Spark tests skip when Java 17+ is missing, except under CI (CI=true), where they fail.
+test: install install-spark
 	$(BIN)/python -m pytest
 
-test-unit: install
+test-unit: install install-spark
 	$(BIN)/python -m pytest -m unit
 
-test-integration: install
+test-integration: install install-spark
 	$(BIN)/python -m pytest -m integration
 
 # Debian's chromium and chromedriver for the visualizer test, which skips itself when they are missing.
