@@ -21,9 +21,11 @@ from test_workflow import COURSES, EXPECTED, RATINGS, build, daily_rows
 
 import workflow
 from workflow import scheduler
-from workflow.databases import embedded_server
+from workflow.databases import embedded_server, films_url
 from workflow.errors import DatabaseUnavailableError
 from workflow.pipelines.courses import demo, warehouse
+from workflow.pipelines.daily import DailyPipelines
+from workflow.pipelines.films import demo as film_demo
 
 FIRST = dt.date(2026, 11, 1)
 DAYS = [FIRST + dt.timedelta(days=offset) for offset in range(5)]
@@ -223,8 +225,30 @@ def test_luigid_shows_every_task_done_records_history_and_saves_its_state(clean:
     assert "DONE TASKS\n8" in page_text and "FAILED TASKS\n0" in page_text
 
 
-def visualizer_task_list(port: int, screenshot: os.PathLike) -> str:
-    """Open the visualizer's task list in headless chromium, save a screenshot, and return the page's text."""
+def test_luigid_shows_the_film_tasks_of_the_daily_pipelines_done(clean: Databases, luigid: int) -> None:
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("no chromium/chromedriver (make test installs them with apt-get when it runs as root)")
+    day = dt.date(2026, 11, 1)  # over, as the film rentals' as-of cut requires
+    demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
+    clean.query(clean.warehouse, "DROP SCHEMA IF EXISTS store CASCADE")
+    film_demo.replace_film_tables(films_url(), n_rentals=2_000, until=day)
+    result = luigi.build(
+        [DailyPipelines(date=day)], scheduler_host="127.0.0.1", scheduler_port=luigid, workers=2, detailed_summary=True
+    )
+    assert result.status == luigi.LuigiStatusCode.SUCCESS, result.summary_text
+    page_text = visualizer_task_list(luigid, REPO / "output" / "visualizer-film-tasks.png", "#length=50")
+    for task in ("ExtractedFilms", "ExtractedRentals", "FilmRentalRates", "FilmRatings", "FilmRecommendations",
+                 "FilmsTask", "RecommendationsTask", "DailyPipelines"):  # fmt: skip
+        assert f"DONE {task}\ndate={day}" in page_text, page_text
+    for table in ("film", "inventory", "rental"):
+        assert f"DONE SourceTable\ntable={table}" in page_text, page_text
+    # The date's 15 dated tasks (8 courses, 6 films, the wrapper), all listed; luigid may remember earlier tests' too.
+    assert page_text.count(f"\ndate={day}") == 15 and "FAILED TASKS\n0" in page_text, page_text
+
+
+def visualizer_task_list(port: int, screenshot: os.PathLike, fragment: str = "") -> str:
+    """Open the visualizer's task list (`fragment`: its URL's #state) in headless chromium, save a screenshot, and
+    return the page's text."""
     from selenium import webdriver  # noqa: PLC0415
     from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
 
@@ -236,7 +260,7 @@ def visualizer_task_list(port: int, screenshot: os.PathLike) -> str:
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     try:
-        driver.get(f"http://127.0.0.1:{port}/static/visualiser/index.html")
+        driver.get(f"http://127.0.0.1:{port}/static/visualiser/index.html{fragment}")
         deadline = time.monotonic() + 30
         text = ""
         while time.monotonic() < deadline and "Showing 1 to" not in text:
