@@ -83,8 +83,8 @@ def active_query(url: str, pattern: str) -> Callable[[], bool]:
 
 
 def temporary_parquet(folder: Path) -> Callable[[], bool]:
-    """Return a check: is a parquet target being written (luigi's temporary file present)?"""
-    return lambda: any(folder.glob("*-luigi-tmp-*"))
+    """Return a check: is a parquet target being written (its temporary file, `.<name>.tmp-<pid>`, present)?"""
+    return lambda: folder.exists() and bool(outputs.stale_temporaries(folder))
 
 
 def kill_when(date: dt.date, condition: Callable[[], bool]) -> bool:

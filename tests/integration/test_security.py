@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import luigi
 import pytest
@@ -86,10 +87,15 @@ def test_the_workflow_runs_with_least_privilege_roles_and_no_password_leaks_anyw
                 assert password.encode() not in path.read_bytes(), path
 
 
-def test_the_reader_role_runs_the_case_study_query_and_cannot_write(clean: Databases, roles: dict[str, str]) -> None:
+def test_the_reader_role_runs_the_case_study_query_and_cannot_write(
+    clean: Databases, roles: dict[str, str], tmp_path: Path
+) -> None:
     demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     clean.query(clean.source, "GRANT SELECT ON courses, rating TO recommendations_extractor")
-    warehouse.load_recommendations(roles["loader"], dt.date(2026, 11, 24), *built_frames())
+    recommendations, courses = built_frames()
+    path = tmp_path / "recommendations.parquet"  # the load streams a parquet file
+    recommendations.to_parquet(path)
+    warehouse.load_recommendations(roles["loader"], dt.date(2026, 11, 24), path, courses)
     assert [title for title, _ in warehouse.recommended_titles(roles["reader"], 10, 4.4)] == ["C", "B", "H"]
     with pytest.raises(Exception, match="permission denied"):
         clean.query(roles["reader"], "DELETE FROM courses")

@@ -197,11 +197,20 @@ class ParquetTask(RecordedTask):
         self.facts["rows_in"] = self.facts.get("rows_in", 0) + parquet.count_rows(path)
         return self.engine.read(path, columns)
 
+    def extract(self, url: str, table: str, columns: Any, **options: Any) -> bool:
+        """Write a source table's columns as the target (io.copy's extract options); return whether it was read as of
+        a time (its timestamp column exists) rather than as a snapshot."""
+        as_of = self.engine.extract(url, table, columns, self.output().path, self, **options)
+        rows = self.facts["rows_out"] = parquet.count_rows(self.output().path)
+        self.set_status_message(f"wrote {rows:,} rows")
+        return as_of
+
     def write(self, frame: Any) -> None:
         """Write the target atomically: it appears whole under its final name or not at all."""
         self.set_status_message("writing")
         self.set_progress_percentage(90)
         self.engine.write(frame, self.output().path, self)
+        self.engine.release()
         rows = self.facts["rows_out"] = parquet.count_rows(self.output().path)
         self.set_status_message(f"wrote {rows:,} rows")
         self.set_progress_percentage(100)

@@ -30,6 +30,12 @@ class Engine(Protocol):
         """Write a frame to a parquet path atomically: it appears whole or not at all (a target a concurrent run
         wrote first is kept, unless `replace`)."""
 
+    def extract(self, url: str, table: str, columns: Any, path: str, task: Any = None, **options: Any) -> bool:
+        """Write a source table's columns to a parquet target atomically; return whether it was read as of a time."""
+
+    def release(self) -> None:
+        """Free what a step kept for its several outputs, once its target is written."""
+
     def reason_counts(self, path: str) -> tuple[dict[str, int], list[dict]]:
         """Return a written quarantine's rows per reason, and its first row for each reason."""
 

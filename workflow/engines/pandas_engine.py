@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pyarrow as pa
 
-from workflow.io import parquet
+from workflow.io import copy, parquet
+from workflow.io.files import temporary_name
 
 
 class PandasEngine:
@@ -25,6 +28,19 @@ class PandasEngine:
         `replace`)."""
         table = pa.Table.from_pandas(frame, preserve_index=False) if isinstance(frame, pd.DataFrame) else frame
         parquet.write_target(table, path, replace=replace)
+
+    def extract(
+        self, url: str, table: str, columns: pa.Schema, path: str, task: object = None, **options: object
+    ) -> bool:
+        """Stream a source table into a parquet file with COPY (copy.extract_table_to_parquet's options); return
+        whether it was read as of a time."""
+        temporary = temporary_name(Path(path))
+        _, as_of = copy.extract_table_to_parquet(url, table, columns, temporary, **options)
+        parquet.publish(temporary, Path(path))
+        return as_of
+
+    def release(self) -> None:
+        """Return: pandas frames are freed with the step."""
 
     def reason_counts(self, path: str) -> tuple[dict[str, int], list[dict]]:
         """Return a quarantine file's rows per reason, and its first row for each reason."""

@@ -9,7 +9,6 @@ import luigi
 
 from workflow import config, databases
 from workflow.core.tasks import ParquetTask, WarehouseLoadTask, end_of_day, refuse_unfinished_day
-from workflow.io.copy import extract_table
 from workflow.io.postgres import has_column
 from workflow.io.urls import safe_url
 from workflow.pipelines.courses import warehouse
@@ -31,9 +30,9 @@ class ExtractedCourses(ParquetTask):
     def run(self) -> None:
         self.set_status_message("extracting courses")
         source = config.source()
-        courses, _ = extract_table(databases.source_url(), source.courses_table, COURSES_SCHEMA, schema=source.schema)
+        # Streamed into the target (with pandas, from COPY into its row groups), which appears whole or not at all.
+        self.extract(databases.source_url(), source.courses_table, COURSES_SCHEMA, schema=source.schema)
         self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
-        self.write(courses)
 
 
 class ExtractedRatings(ParquetTask):
@@ -49,7 +48,8 @@ class ExtractedRatings(ParquetTask):
         cut = end_of_day(self.date)
         # The stamp is read too (as `rated_at`, whatever the source calls it): the latest copy of a
         # re-rated pair is the rating, and rows without one are set aside.
-        ratings, as_of = extract_table(
+        # Streamed into the target (with pandas, from COPY into its row groups), which appears whole or not at all.
+        as_of = self.extract(
             url, source.rating_table, RATING_SCHEMA,
             schema=source.schema, timestamp_column=column, before=cut, timestamp_as=RATED_AT,
         )  # fmt: skip
@@ -60,7 +60,6 @@ class ExtractedRatings(ParquetTask):
             self.facts["source"] = f"snapshot taken {taken:%Y-%m-%d %H:%M:%S} UTC (no column {column!r})"
             log.warning("%s has no column %r: extracting the current snapshot, not the data as of %s",
                         source.rating_table, column, self.date)  # fmt: skip
-        self.write(ratings)
 
 
 class CleanedCourses(ParquetTask):
@@ -168,10 +167,12 @@ class RecommendationsTask(WarehouseLoadTask):
     def run(self) -> None:
         self.raise_if_unreachable()
         inputs = self.requires()
-        recommendations = self.read(inputs["recommendations"])
+        # The recommendations are streamed from their parquet file (or folder) into COPY, never read whole.
+        recommendations = inputs["recommendations"].output().path
+        n_recommendations = warehouse.recommendation_rows(recommendations)
         courses = self.read(inputs["courses"])
-        self.set_status_message(f"loading {len(recommendations):,} recommendations")
+        self.set_status_message(f"loading {n_recommendations:,} recommendations")
         url = databases.warehouse_url()
         loaded = warehouse.load_recommendations(url, self.date, recommendations, courses, partial_day=self.partial_day)
-        self.facts.update(rows_in=len(recommendations), rows_out=loaded, warehouse=safe_url(url))
+        self.facts.update(rows_in=n_recommendations, rows_out=loaded, warehouse=safe_url(url))
         self.set_progress_percentage(100)

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -15,13 +21,15 @@ from workflow.core.dated_load import Marker, load_once
 from workflow.io.copy import copy_in, copy_in_binary
 from workflow.io.postgres import connect, read_sql
 from workflow.io.urls import safe_url
-from workflow.pipelines.courses.schemas import RECOMMENDATION_LAYOUT
+from workflow.pipelines.courses.schemas import RECOMMENDATION_COLUMNS, RECOMMENDATION_LAYOUT
 
 log = logging.getLogger("luigi-interface.workflow.courses.warehouse")
 
 SQL = Path(__file__).parent / "sql"
 # One row per loaded date, committed with its data: the completion marker RecommendationsTask checks.
 MARKER = Marker("recommendation_loads", "recommendation_date")
+# The recommendations COPYed at a time (11 MB laid out for COPY): larger batches cost memory, not less time.
+BATCH_ROWS = 250_000
 
 
 def sql(name: str) -> str:
@@ -30,41 +38,58 @@ def sql(name: str) -> str:
 
 
 def load_recommendations(
-    url: str, date: dt.date, recommendations: pd.DataFrame, courses: pd.DataFrame, *, partial_day: bool = False
+    url: str, date: dt.date, recommendations: str | Path, courses: pd.DataFrame, *, partial_day: bool = False
 ) -> int:
     """Replace the date's recommendations, upsert the courses and mark the date loaded, in one transaction.
 
-    Return the number of rows loaded: 0 when another run loaded the date while this one waited. A
-    partial day's load is marked partial, and the whole day's load replaces it.
+    The recommendations are a parquet file or a folder of part files, streamed into COPY a batch at
+    a time, so memory stays bounded whatever their number. Return the number of rows loaded: 0 when
+    another run loaded the date while this one waited. A partial day's load is marked partial, and
+    the whole day's load replaces it.
     """
+    loaded = 0
 
     def write(connection: Connection) -> None:
+        nonlocal loaded
         newest = connection.execute(sa.text("SELECT max(recommendation_date) FROM recommendation_loads")).scalar()
         connection.exec_driver_sql("CREATE TEMPORARY TABLE staged_courses (LIKE courses) ON COMMIT DROP")
         copy_in(connection, "staged_courses", courses)
         # An older date's courses must not overwrite what the newest load wrote.
         connection.exec_driver_sql(sql("upsert_courses" if newest is None or date >= newest else "insert_new_courses"))
-        _replace_partition(connection, date, recommendations)
-        counts = {
-            "n_recommendations": len(recommendations),
-            "n_users": int(recommendations["user_id"].nunique()),
-            "partial": partial_day,
-        }
+        loaded, users = _replace_partition(connection, date, recommendations)
+        counts = {"n_recommendations": loaded, "n_users": users, "partial": partial_day}
         connection.execute(sa.text(sql("record_load")), {"recommendation_date": date, **counts})
 
     # One load at a time: concurrent runs of a date queue on the lock instead of interleaving.
     if not load_once(url, date, MARKER, lock="workflow.load_recommendations", prepare_sql=sql("warehouse_schema"),
                      partial_day=partial_day, write=write):  # fmt: skip
         return 0
-    log.info("loaded %d recommendations for %s into %s", len(recommendations), date, safe_url(url))
-    return len(recommendations)
+    log.info("loaded %d recommendations for %s into %s", loaded, date, safe_url(url))
+    return loaded
 
 
-def _replace_partition(connection: Connection, date: dt.date, recommendations: pd.DataFrame) -> None:
+def _parts(path: str | Path) -> list[str]:
+    """Return the data files of a parquet file or folder, skipping names that start with `_` or `.` (`_SUCCESS`)."""
+    return ds.dataset(path, format="parquet", ignore_prefixes=["_", "."]).files
+
+
+def recommendation_rows(path: str | Path) -> int:
+    """Return the number of recommendations in a parquet file or folder, from the files' footers."""
+    return sum(pq.read_metadata(part).num_rows for part in _parts(path))
+
+
+def recommendation_batches(path: str | Path) -> Iterator[pa.RecordBatch]:
+    """Yield the recommendation columns of a parquet file or folder, BATCH_ROWS rows at a time at most."""
+    for part in _parts(path):
+        with pq.ParquetFile(part) as parquet_file:
+            yield from parquet_file.iter_batches(batch_size=BATCH_ROWS, columns=RECOMMENDATION_COLUMNS)
+
+
+def _replace_partition(connection: Connection, date: dt.date, recommendations: str | Path) -> tuple[int, int]:
     """Build the date's partition in a new table, then swap it for the old one: readers see one or the other.
 
     Loading a fresh table and indexing it afterwards is several times faster than deleting and
-    re-inserting the rows of an indexed table.
+    re-inserting the rows of an indexed table. Return the number of rows and of distinct users loaded.
     """
     if not isinstance(date, dt.date):
         raise TypeError(f"date must be a datetime.date, not {date!r}")
@@ -74,7 +99,11 @@ def _replace_partition(connection: Connection, date: dt.date, recommendations: p
     connection.exec_driver_sql(f"DROP TABLE IF EXISTS {loading}")
     connection.exec_driver_sql(f"CREATE TABLE {loading} (LIKE daily_recommendations)")
     connection.exec_driver_sql(f"ALTER TABLE {loading} ALTER recommendation_date SET DEFAULT {day}")
-    copy_in_binary(connection, loading, recommendations, RECOMMENDATION_LAYOUT)
+    rows, users = 0, []
+    for batch in recommendation_batches(recommendations):
+        copy_in_binary(connection, loading, batch, RECOMMENDATION_LAYOUT)
+        rows += batch.num_rows
+        users.append(pc.unique(batch.column("user_id")))  # small: a user's rows are together
     connection.exec_driver_sql(
         f"ALTER TABLE {loading} ALTER recommendation_date DROP DEFAULT,"
         f" ADD PRIMARY KEY (recommendation_date, user_id, rank),"
@@ -83,6 +112,14 @@ def _replace_partition(connection: Connection, date: dt.date, recommendations: p
     connection.exec_driver_sql(f"DROP TABLE IF EXISTS {partition}")
     connection.exec_driver_sql(f"ALTER TABLE {loading} RENAME TO {partition}")
     connection.exec_driver_sql(f"ALTER TABLE daily_recommendations ATTACH PARTITION {partition} FOR VALUES IN ({day})")
+    return rows, _count_distinct(users)
+
+
+def _count_distinct(chunks: list[pa.Array]) -> int:
+    """Return the number of distinct values in integer chunks (a sort: lighter than one hash table of them all)."""
+    values = np.concatenate([chunk.to_numpy() for chunk in chunks]) if chunks else np.empty(0, np.int64)
+    values.sort()
+    return int(np.count_nonzero(values[1:] != values[:-1])) + (len(values) > 0)
 
 
 def loaded_dates(url: str, dates: list[dt.date], *, include_partial: bool = False) -> set[dt.date]:
