@@ -28,7 +28,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -36,12 +35,12 @@ REPO = Path(__file__).resolve().parent.parent
 PAGILA = REPO.parent / "shared" / "datasets" / "pagila"
 PAGILA_RENTALS = 16_044
 DATE = dt.date(2022, 9, 1)
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 for variable in ("SOURCE_DATABASE_URL", "DWH_DATABASE_URL", "FILMS_DATABASE_URL"):
     os.environ.pop(variable, None)  # the benchmark replaces the films source: only ever its own server's
 
 from bench import Sample, checkpoint, median_sample, say  # noqa: E402  (after the environment is set)
+from measure import TreePeak  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from workflow import databases, devdb  # noqa: E402
@@ -50,46 +49,15 @@ from workflow.io.postgres import connect  # noqa: E402
 from workflow.pipelines.films import demo, warehouse  # noqa: E402
 
 
-def tree_rss(root: int) -> int:
-    """Return the resident bytes of a process and all its descendants, read from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                ppid = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
-                rss[int(entry.name)] = int(Path(entry.path, "statm").read_text().split()[1]) * PAGE
-            except (OSError, ValueError, IndexError):
-                continue  # gone meanwhile
-            children.setdefault(ppid, []).append(int(entry.name))
-    total, pending = 0, [root]
-    while pending:
-        pid = pending.pop()
-        total += rss.get(pid, 0)
-        pending += children.get(pid, [])
-    return total
-
-
 def run_sampled(command: list[str], log_path: Path) -> tuple[int, Sample]:
     """Run a command to its end; return its exit code, wall seconds and peak summed RSS (MB) of its tree."""
-    peak = 0  # bytes
     with open(log_path, "w") as log:
         start = time.perf_counter()
         process = subprocess.Popen(command, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        done = threading.Event()
-
-        def sample() -> None:
-            nonlocal peak
-            while not done.wait(0.05):
-                peak = max(peak, tree_rss(process.pid))
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        process.wait()
+        with TreePeak(process.pid) as peak:
+            process.wait()
         seconds = time.perf_counter() - start
-        done.set()
-        sampler.join()
-    return process.returncode, Sample(seconds, peak / 2**20)
+    return process.returncode, Sample(seconds, peak.peak_mb)
 
 
 def psql(url: str, *arguments: str) -> None:

@@ -215,3 +215,41 @@ def test_the_graph_on_a_standalone_cluster_with_two_workers_loads_the_pandas_eng
     finally:
         cluster.stop(state)
         shutil.rmtree(state, ignore_errors=True)
+
+
+def test_the_jdbc_extract_reads_in_ranges_what_copy_reads_and_keeps_the_password_out_of_the_url(
+    clean: Databases, tmp_path: Path
+) -> None:
+    from workflow.devspark import jdbc  # noqa: PLC0415
+    from workflow.engines.spark_jdbc import jdbc_url  # noqa: PLC0415
+    from workflow.errors import WorkflowError  # noqa: PLC0415
+
+    try:
+        jdbc.jdbc_jar() or jdbc.fetch_jdbc_jar()  # Debian's package, unpacked under the output root without root
+    except WorkflowError as error:
+        pytest.skip(f"no PostgreSQL JDBC driver here and none could be fetched: {error}")
+    address, properties = jdbc_url("postgresql://reader:s3cret@127.0.0.1:5433/app?sslmode=prefer")
+    assert address == "jdbc:postgresql://127.0.0.1:5433/app?sslmode=prefer" and "s3cret" not in address
+    assert properties["password"] == "s3cret" and properties["user"] == "reader"
+
+    noisy_demo(clean, 20_000)
+    assert run("pandas").returncode == 0
+    expected, expected_quarantine = loaded(clean), quarantined(clean)
+    copied = read_frame(clean.output / f"{DAY}" / "extracted_ratings.parquet")
+    forget(clean)
+    settings = tmp_path / "luigi.cfg"
+    settings.write_text(
+        Path(os.environ["LUIGI_CONFIG_PATH"]).read_text() + "[spark]\nextract = jdbc\njdbc-partitions = 4\n"
+    )
+    result = run("spark", env={"LUIGI_CONFIG_PATH": str(settings)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    extracted = clean.output / f"{DAY}" / "extracted_ratings.parquet"
+    assert extracted.is_dir() and len(list(extracted.glob("part-*.parquet"))) >= 2  # ranges read apart (empty: no file)
+    by_jdbc = read_frame(extracted)
+    key = ["user_id", "course_id", "rated_at", "rating"]
+    pd.testing.assert_frame_equal(
+        by_jdbc.sort_values(key, na_position="first").reset_index(drop=True),
+        copied.sort_values(key, na_position="first").reset_index(drop=True),
+        check_dtype=False,
+    )
+    assert loaded(clean) == expected and quarantined(clean) == expected_quarantine

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812
 
@@ -45,15 +46,26 @@ def validate_ratings(
     )
     rows = rows.withColumn("reason", reason)
     # Copies of one (user, item) pair among the rows that pass: the strictly latest one is the rating,
-    # older ones are superseded, and copies sharing the latest stamp (or any copies without stamps) are duplicates.
-    pair = Window.partitionBy(user, item, F.col("reason").isNull())
+    # older ones are superseded, and copies sharing the latest stamp (or any copies without stamps) are
+    # duplicates. Repeated pairs are few: they are found by aggregating, and only their rows are ranked,
+    # so the day's rows are never sorted.
+    passed = rows.where(F.col("reason").isNull())
+    repeated = passed.groupBy(user, item).count().where(F.col("count") > 1).select(user, item)
     if stamped:
+        copies = passed.join(repeated, [user, item], "left_semi")
+        pair = Window.partitionBy(user, item)
         latest = F.max(rated_at).over(pair)
-        n_latest = F.sum(F.when(F.col(rated_at) == latest, 1).otherwise(0)).over(pair)
-        repeated = [("superseded", F.col(rated_at) < latest), ("duplicate_pair", n_latest > 1)]
+        copies = copies.withColumn("_latest", latest).withColumn(
+            "_n_latest", F.sum(F.when(F.col(rated_at) == F.col("_latest"), 1).otherwise(0)).over(pair)
+        )
+        checks = [("superseded", F.col(rated_at) < F.col("_latest")), ("duplicate_pair", F.col("_n_latest") > 1)]
+        verdicts = copies.select(user, item, rated_at, first_failed(checks).alias("_repeat")).distinct()
+        keys = [user, item, rated_at]
     else:
-        repeated = [("duplicate_pair", F.count(F.lit(1)).over(pair) > 1)]
-    rows = rows.withColumn("reason", F.coalesce(F.col("reason"), first_failed(repeated)))
+        verdicts, keys = repeated.withColumn("_repeat", F.lit("duplicate_pair")), [user, item]
+    # Null keys never match: rows that failed a check (a missing id or stamp) keep their reason.
+    rows = rows.join(verdicts, keys, "left").withColumn("reason", F.coalesce(F.col("reason"), F.col("_repeat")))
+    rows = rows.persist(StorageLevel.DISK_ONLY)  # two outputs of one pass: the valid rows and the quarantine
     valid = rows.where(F.col("reason").isNull()).select(
         F.col(user).cast("long"), F.col(item).cast("long"), rating.cast("double")
     )

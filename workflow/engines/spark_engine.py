@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -9,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,6 +42,8 @@ class SparkSettings:
     executor_memory: str = ""
     shuffle_partitions: int = 16
     master_timeout: float = 10.0
+    extract: str = "copy"  # or "jdbc": the executors read the ratings over JDBC, in ranges of user_id
+    jdbc_partitions: int = 8
 
 
 def settings() -> SparkSettings:
@@ -57,8 +61,12 @@ def settings() -> SparkSettings:
         conf[key.strip()] = value.strip()
     try:
         partitions, timeout = int(option("shuffle-partitions", "16")), float(option("master-timeout", "10"))
+        jdbc_partitions = int(option("jdbc-partitions", "8"))
     except ValueError as error:
-        raise ConfigurationError(f"[spark] shuffle-partitions or master-timeout: {error}") from None
+        raise ConfigurationError(f"[spark] shuffle-partitions, jdbc-partitions or master-timeout: {error}") from None
+    extract = option("extract", "copy").lower()
+    if extract not in ("copy", "jdbc"):
+        raise ConfigurationError(f"[spark] extract: {extract!r} is neither copy nor jdbc")
     return SparkSettings(
         master=os.environ.get("SPARK_MASTER") or option("master", "local[*]"),
         conf=conf,
@@ -67,6 +75,8 @@ def settings() -> SparkSettings:
         executor_memory=option("executor-memory"),
         shuffle_partitions=partitions,
         master_timeout=timeout,
+        extract=extract,
+        jdbc_partitions=jdbc_partitions,
     )
 
 
@@ -171,6 +181,9 @@ class SparkEngine:
             "spark.sql.shuffle.partitions": str(chosen.shuffle_partitions),
             "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
             "spark.ui.showConsoleProgress": "false",
+            # JDBC timestamps pass through the JVM's default zone: UTC, as the extract's stamps are.
+            "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+            "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
             **({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"} if local else {}),
             **({"spark.driver.memory": chosen.driver_memory} if chosen.driver_memory else {}),
             **({"spark.executor.memory": chosen.executor_memory} if chosen.executor_memory else {}),
@@ -199,6 +212,33 @@ class SparkEngine:
             frame.write.mode("overwrite").parquet(str(temporary))
         publish(temporary, path, replace=replace)
 
+    def extract(self, url: str, table: str, columns: Any, path: str, task: Any = None, **options: Any) -> bool:
+        """Write a source table to a parquet target: streamed by COPY on the driver, or, with `[spark] extract =
+        jdbc`, read by the executors over JDBC in ranges of its first column; return whether it was read as of a
+        time."""
+        from workflow.engines import pandas_engine, spark_jdbc  # noqa: PLC0415
+        from workflow.io.copy import checked_extract  # noqa: PLC0415
+
+        if self.settings.extract != "jdbc":
+            return pandas_engine.ENGINE.extract(url, table, columns, path, task, **options)
+        if not jdbc_jar():
+            raise EngineUnavailableError(
+                "[spark] extract = jdbc needs PostgreSQL's JDBC driver: apt-get install libpostgresql-jdbc-java, "
+                "or python -m workflow spark jdbc"
+            )
+        extract = checked_extract(url, table, columns, **options)
+        frame = spark_jdbc.read_table(
+            self.session, url, extract.query, extract.schema,
+            partition_column=columns.names[0], partitions=self.settings.jdbc_partitions, name=extract.name,
+        )  # fmt: skip
+        self.write(frame, path, task)
+        return extract.as_of
+
+    def release(self) -> None:
+        """Drop the frames a step kept on disk for its several outputs, once its target is written."""
+        if self._session is not None:
+            self._session.catalog.clearCache()
+
     def reason_counts(self, path: str) -> tuple[dict[str, int], list[dict]]:
         """Return a written quarantine's rows per reason, and its first row for each reason."""
         from pyspark.sql import functions as F  # noqa: N812, PLC0415
@@ -223,12 +263,16 @@ class SparkEngine:
         done = threading.Event()
         reporter = threading.Thread(target=_report_stages, args=(context, group, task, what, done), daemon=True)
         reporter.start()
+        spilled = _spilled_bytes(context)
         try:
             yield
         finally:
             done.set()
             reporter.join()
             context.setLocalProperty("spark.jobGroup.id", None)
+            if spilled is not None and (after := _spilled_bytes(context)) is not None:
+                for kind, before, now in zip(("spill_memory_bytes", "spill_disk_bytes"), spilled, after, strict=True):
+                    task.facts[kind] = task.facts.get(kind, 0) + now - before
 
 
 def _report_stages(context: Any, group: str, task: Any, what: str, done: threading.Event) -> None:
@@ -253,6 +297,23 @@ def _report_stages(context: Any, group: str, task: Any, what: str, done: threadi
             f"{what}: " + ", ".join(f"stage {s.stageId} {s.numCompletedTasks}/{s.numTasks} tasks" for s in running)
         )
         task.set_progress_percentage(int(100 * completed / max(total, 1)))
+
+
+def _spilled_bytes(context: Any) -> tuple[int, int] | None:
+    """Return what the application's finished stages spilled (its size in memory, then on disk), from the Spark UI's
+    REST API."""
+    if not context.uiWebUrl:
+        return None
+    address = f"{context.uiWebUrl}/api/v1/applications/{context.applicationId}/stages?status=complete"
+    try:
+        with urllib.request.urlopen(address, timeout=5) as response:
+            stages = json.load(response)
+    except (OSError, ValueError):
+        return None
+    return (
+        sum(stage.get("memoryBytesSpilled", 0) for stage in stages),
+        sum(stage.get("diskBytesSpilled", 0) for stage in stages),
+    )
 
 
 @cache

@@ -100,7 +100,7 @@ def courses_to_recommend(
         )
     )
     candidates = walk.join(language_rankings(averages, courses), ["programming_language", "place"]).join(
-        rated.distinct(), ["user_id", "course_id"], "left_anti"
+        rated, ["user_id", "course_id"], "left_anti"
     )
     first = Window.partitionBy("user_id", "programming_language").orderBy("place")
     return (
