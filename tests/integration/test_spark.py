@@ -6,6 +6,7 @@ Each run is a `luigi` command of its own (a JVM per run), as a user runs it.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import signal
@@ -13,12 +14,15 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import REPO, SHARED, Databases, frame
 from engines import require_spark
+from test_operations import luigid  # noqa: F401  (the luigid fixture)
 
 from workflow.io.parquet import read_frame
 from workflow.pipelines.courses import demo
@@ -253,3 +257,20 @@ def test_the_jdbc_extract_reads_in_ranges_what_copy_reads_and_keeps_the_password
         check_dtype=False,
     )
     assert loaded(clean) == expected and quarantined(clean) == expected_quarantine
+
+
+def test_spark_tasks_show_the_spark_ui_as_their_tracking_url_in_luigid(clean: Databases, luigid: int) -> None:  # noqa: F811
+    noisy_demo(clean, 2_000)
+    result = subprocess.run(
+        [LUIGI, "--module", "workflow", "RecommendationsTask", "--date", f"{DAY}", "--scheduler-host", "127.0.0.1",
+         "--scheduler-port", str(luigid), "--workers", "1", "--engine-name", "spark"],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=600,
+        env={**os.environ, "SPARK_MASTER": "local[2]"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    query = urllib.parse.quote(json.dumps({"status": "DONE"}))
+    with urllib.request.urlopen(f"http://127.0.0.1:{luigid}/api/task_list?data={query}", timeout=10) as response:
+        tasks = json.load(response)["response"].values()
+    tracking = {task["name"]: task.get("tracking_url") for task in tasks if f"date={DAY}" in task["display_name"]}
+    for step in ("CleanedCourses", "ValidRatings", "AverageCourseRatings", "CoursesToRecommend", "TopRecommendations"):
+        assert (tracking.get(step) or "").startswith("http://127.0.0.1:"), tracking
