@@ -1,7 +1,7 @@
 """Benchmark: the Luigi graph against a re-implementation of the case study's pandas pipeline.
 
-`python benchmarks/bench.py [--ratings N] [--repeat K]` fills the source database with `demo_data(N)`
-and then measures, on the same databases and always in child processes of this one:
+`python benchmarks/bench.py [--ratings N] [--repeat K] [--engine pandas|spark]` fills the source database with
+`demo_data(N)` and then measures, on the same databases and always in child processes of this one:
 
 - ours, `total`: `luigi.build([RecommendationsTask(date)])` from empty targets (the date's parquet
   folder and its warehouse load marker removed first) to warehouse rows, in one child process;
@@ -16,11 +16,18 @@ and then measures, on the same databases and always in child processes of this o
 - the no-op rerun: `luigi --module workflow RecommendationsTask --date D --local-scheduler` spawned
   when everything is complete, timed from spawn to exit (Python start-up included), at least 3 times.
 
+With `--engine spark` our graph's transforms run on Spark (SPARK_MASTER, local[2] unless set; 1g of driver
+memory through `[spark] driver-memory`, see engine_runs.py), the baseline and the agreement check are skipped (the
+case study's approach is pandas only: `--engine pandas` compares with it), and the table adds what Spark spilled,
+summed over the run records of the transform tasks that the step ran.
+
 Seconds are wall time measured inside the child around the work (interpreter start-up and imports
-excluded), except for the no-op rerun. Peak MB is the child's maximum resident set size as wait4()
-reports it: the largest of the child and its own children (Luigi's forked task processes with
---workers 2), imported libraries included; the database server's own memory is not counted. Before
-each measured step the databases are CHECKPOINTed. Every figure is the median over the repeats.
+excluded; a Spark session's start is included), except for the no-op rerun. Peak MB is the largest sum
+of resident memory of the child's whole process tree, sampled from /proc every 50 ms (measure.py's TreePeak,
+counting a JVM's short-lived spawned children once: measure.tree_rss): the child, Luigi's forked task
+processes with --workers 2, a Spark driver JVM and its Python workers, imported libraries included; the
+database server's own memory is not counted. Before each measured step the databases are CHECKPOINTed.
+Every figure is the median over the repeats.
 """
 
 from __future__ import annotations
@@ -40,11 +47,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import engine_runs
 import luigi
 import pandas as pd
 import sqlalchemy as sa
 from agreement import Agreement, agreement_lines, compare
 from case_study import baseline_clean_courses, baseline_extract, baseline_load, baseline_transform
+from measure import TreePeak
 
 from workflow import config, databases
 from workflow.core.outputs import output_dir
@@ -62,6 +71,7 @@ from workflow.pipelines.courses.tasks import (
     ValidRatings,
 )
 
+REPO = Path(__file__).resolve().parent.parent
 STAGES = ("extract", "transform", "load")
 STAGE_TARGETS = {
     "extract": (ExtractedCourses, ExtractedRatings),
@@ -70,6 +80,7 @@ STAGE_TARGETS = {
 BYTES_PER_CANDIDATE = 100  # the estimate of the baseline's memory per row of its cross join
 LARGE_RATINGS = 2_000_000  # above this, one repeat by default
 NOOP_RUNS = 3
+SPARK_SKIP = "baseline skipped: the case study's approach is pandas only (compare with it: make bench ENGINE=pandas)"
 OK_STATUSES = (
     luigi.execution_summary.LuigiStatusCode.SUCCESS,
     luigi.execution_summary.LuigiStatusCode.SUCCESS_WITH_RETRY,
@@ -78,10 +89,12 @@ OK_STATUSES = (
 
 @dataclass(frozen=True)
 class Sample:
-    """One measurement: wall seconds and peak resident memory in MB."""
+    """One measurement: wall seconds, peak resident memory in MB, and what Spark spilled (MB in memory, on disk)."""
 
     seconds: float
     peak_mb: float
+    spill_memory_mb: float = 0.0
+    spill_disk_mb: float = 0.0
 
 
 def say(message: str) -> None:
@@ -195,15 +208,23 @@ CHILDREN: dict[str, Callable[[argparse.Namespace], dict]] = {
 # --- the parent: preparing targets, spawning children ---------------------------------------------------
 
 
-def spawn(command: list[str], log_path: Path | None = None) -> tuple[int, float, float]:
-    """Run a command to its end; return its exit code, wall seconds and peak resident MB (from wait4)."""
+def spawn(
+    command: list[str],
+    log_path: Path | None = None,
+    env: dict[str, str] | None = None,
+    sampler: Callable[[int], TreePeak] = TreePeak,
+) -> tuple[int, float, float]:
+    """Run a command in the repository to its end; return its exit code, wall seconds and the peak resident MB of
+    its process tree (or of whatever `sampler(pid)` samples)."""
     with open(log_path or os.devnull, "w") as log:
         start = time.perf_counter()
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+        with sampler(process.pid) as peak:
+            process.wait()
         seconds = time.perf_counter() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return process.returncode, seconds, usage.ru_maxrss / 1024
+    return process.returncode, seconds, peak.peak_mb
 
 
 def run_child(name: str, args: argparse.Namespace, workdir: Path) -> tuple[dict, float]:
@@ -212,7 +233,8 @@ def run_child(name: str, args: argparse.Namespace, workdir: Path) -> tuple[dict,
     log_path = workdir / f"{name}.log"
     command = [sys.executable, __file__, "--child", name, "--workdir", str(workdir)]
     command += ["--date", f"{args.date}", "--ratings", str(args.ratings), "--workers", str(args.workers)]
-    code, _, peak_mb = spawn(command, log_path)
+    command += ["--engine", args.engine]
+    code, _, peak_mb = spawn(command, log_path, engine_runs.environment(args.engine, workdir))
     if code != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
         raise RuntimeError(f"benchmark step {name} failed (exit {code}):\n{tail}")
@@ -244,15 +266,21 @@ def forget_stage(stage: str, date: dt.date) -> None:
     if stage in ("total", "load"):
         forget_load(date)
     for task_class in STAGE_TARGETS.get(stage, ()):
-        Path(task_class(date=date).output().path).unlink(missing_ok=True)
+        target = Path(task_class(date=date).output().path)
+        if target.is_dir():  # a Spark target: a folder of part files
+            shutil.rmtree(target)
+        target.unlink(missing_ok=True)
 
 
 def measure(name: str, args: argparse.Namespace, workdir: Path, samples: dict[str, list[Sample]]) -> None:
     """Run one measured child and record its sample under its name."""
     checkpoint()
+    since = time.time()
     result, peak_mb = run_child(name, args, workdir)
-    samples.setdefault(name, []).append(Sample(result["seconds"], peak_mb))
-    say(f"{name}: {result['seconds']:.2f} s, peak {peak_mb:.0f} MB")
+    spilled = engine_runs.spilled_mb(STAGE_TARGETS["transform"], args.date, since)
+    samples.setdefault(name, []).append(Sample(result["seconds"], peak_mb, *spilled))
+    spill = f", spilled {spilled[0]:.0f}/{spilled[1]:.0f} MB" if args.engine == "spark" else ""
+    say(f"{name}: {result['seconds']:.2f} s, peak {peak_mb:.0f} MB{spill}")
 
 
 def run_repeat(args: argparse.Namespace, workdir: Path, samples: dict[str, list[Sample]], baseline: bool) -> None:
@@ -265,12 +293,17 @@ def run_repeat(args: argparse.Namespace, workdir: Path, samples: dict[str, list[
             measure(f"baseline-{stage}", args, workdir, samples)
 
 
-def noop_rerun(date: dt.date) -> Sample:
-    """Time `luigi --module workflow RecommendationsTask` when everything is complete, start-up included."""
+def luigi_command(date: dt.date, *options: str) -> list[str]:
+    """Return the command line `luigi --module workflow RecommendationsTask --date D --local-scheduler [options]`."""
     luigi_bin = Path(sys.executable).parent / "luigi"
     command = [str(luigi_bin)] if luigi_bin.exists() else [sys.executable, "-m", "luigi"]
-    command += ["--module", "workflow", "RecommendationsTask", "--date", f"{date}", "--local-scheduler"]
-    code, seconds, peak_mb = spawn(command)
+    return [*command, "--module", "workflow", "RecommendationsTask", "--date", f"{date}", "--local-scheduler", *options]
+
+
+def noop_rerun(date: dt.date, env: dict[str, str] | None = None) -> Sample:
+    """Time `luigi --module workflow RecommendationsTask` when everything is complete, start-up included."""
+    command = luigi_command(date)
+    code, seconds, peak_mb = spawn(command, env=env)
     if code != 0:
         raise RuntimeError(f"no-op rerun exited {code}: {' '.join(command)}")
     return Sample(seconds, peak_mb)
@@ -297,7 +330,19 @@ def median_sample(samples: list[Sample] | None) -> Sample | None:
     """Return the medians of the seconds and of the peaks, or None without samples."""
     if not samples:
         return None
-    return Sample(statistics.median(s.seconds for s in samples), statistics.median(s.peak_mb for s in samples))
+    fields = ("seconds", "peak_mb", "spill_memory_mb", "spill_disk_mb")
+    return Sample(*(statistics.median(getattr(s, field) for s in samples) for field in fields))
+
+
+def aligned(lines: list[tuple[str, ...]], left: int = 1) -> str:
+    """Return rows of cells as text columns: the first `left` left-aligned, the others right-aligned."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join(
+        "  ".join(
+            cell.ljust(w) if i < left else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in lines
+    )
 
 
 def table(rows: list[tuple[str, Sample | None, Sample | None]], missing: str) -> str:
@@ -312,13 +357,16 @@ def table(rows: list[tuple[str, Sample | None, Sample | None]], missing: str) ->
             cells += [f"{theirs.seconds:.2f}", f"{theirs.peak_mb:.0f}"]
             cells += [f"{theirs.seconds / ours.seconds:.1f}x", f"{theirs.peak_mb / ours.peak_mb:.1f}x"]
         lines.append(tuple(cells))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    return "\n".join(
-        "  ".join(
-            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-        )
-        for line in lines
-    )
+    return aligned(lines)
+
+
+def spark_table(rows: list[tuple[str, Sample]]) -> str:
+    """Return the results table of our graph alone: one row per stage with what Spark spilled."""
+    lines = [("stage", "ours s", "ours peak MB", "spill memory MB", "spill disk MB")]
+    for name, ours in rows:
+        spill = [f"{ours.spill_memory_mb:.0f}", f"{ours.spill_disk_mb:.0f}"] if name != "no-op rerun" else ["-"] * 2
+        lines.append((name, f"{ours.seconds:.2f}", f"{ours.peak_mb:.0f}", *spill))
+    return aligned(lines)
 
 
 def report(
@@ -333,7 +381,10 @@ def report(
         for stage in (*STAGES, "total")
     ]
     rows.append(("no-op rerun", median_sample(noop), None))
-    print(table(rows, "skipped" if skip_reason else "n/a"))
+    if skip_reason == SPARK_SKIP:
+        print(spark_table([(name, ours) for name, ours, _ in rows]))
+    else:
+        print(table(rows, "skipped" if skip_reason else "n/a"))
     if skip_reason:
         print(skip_reason)
     else:
@@ -367,18 +418,25 @@ def run_benchmark(args: argparse.Namespace) -> None:
     try:
         data, _ = run_child("generate", args, workdir)
         say(f"source: {data['ratings']:,} ratings by {data['users']:,} users of {data['courses']:,} courses")
-        skip_reason = baseline_skip_reason(data["candidate_rows"])
+        skip_reason = SPARK_SKIP if args.engine == "spark" else baseline_skip_reason(data["candidate_rows"])
+        if skip_reason:
+            say(skip_reason)
         samples: dict[str, list[Sample]] = {}
         for repeat in range(args.repeat):
             say(f"repeat {repeat + 1} of {args.repeat}")
             run_repeat(args, workdir, samples, baseline=skip_reason is None)
-        noop = [noop_rerun(args.date) for _ in range(max(NOOP_RUNS, args.repeat))]
+        environment = engine_runs.environment(args.engine, workdir)
+        noop = [noop_rerun(args.date, environment) for _ in range(max(NOOP_RUNS, args.repeat))]
         agreement = None if skip_reason else compare(args.date, config.rules().recommendations_per_user)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    engine = args.engine
+    if engine == "spark":
+        master = environment["SPARK_MASTER"]
+        engine += f" {master}, driver memory {engine_runs.DRIVER_MEMORY}"
     print(
         f"{data['ratings']:,} ratings, {data['users']:,} users, {data['courses']:,} courses; date {args.date}; "
-        f"workers {args.workers}; medians of {args.repeat} run(s), no-op rerun of {len(noop)}"
+        f"engine {engine}; workers {args.workers}; medians of {args.repeat} run(s), no-op rerun of {len(noop)}"
     )
     report(samples, noop, skip_reason, agreement)
 
@@ -391,6 +449,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)  # the newest day that is over
     parser.add_argument("--date", type=dt.date.fromisoformat, default=yesterday, help="the run's date")
     parser.add_argument("--workers", type=int, default=1, help="Luigi workers for our graph")
+    parser.add_argument("--engine", choices=engine_runs.ENGINES, default="pandas", help="the engine of our graph")
     parser.add_argument("--allow-configured-databases", action="store_true", help="use configured database URLs")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)

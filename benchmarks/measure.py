@@ -1,4 +1,5 @@
-"""Peak memory of a whole process tree (Python, its forked workers, a Spark JVM and its Python workers), from /proc."""
+"""Peak memory of whole process trees (Python, its forked workers, a Spark JVM and its Python workers, a cluster's
+daemons), from /proc."""
 
 from __future__ import annotations
 
@@ -10,31 +11,47 @@ from types import TracebackType
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def tree_rss(root: int) -> int:
-    """Return the resident bytes of a process and all its descendants, read from /proc."""
+def tree_rss(*roots: int) -> int:
+    """Return the resident bytes of the processes and all their descendants, read from /proc.
+
+    A child that still has its parent's address space (the same size and command line: a JVM's
+    posix_spawn child before its exec, as Hadoop spawns one to chmod each file Spark writes) is
+    counted once, in its parent.
+    """
     children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+    sizes: dict[int, tuple[int, int]] = {}  # pages of address space and resident
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
                 ppid = int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1])
-                rss[int(entry.name)] = int(Path(entry.path, "statm").read_text().split()[1]) * PAGE
+                size, resident = Path(entry.path, "statm").read_text().split()[:2]
             except (OSError, ValueError, IndexError):
                 continue  # gone meanwhile
+            sizes[int(entry.name)] = (int(size), int(resident))
             children.setdefault(ppid, []).append(int(entry.name))
-    total, pending = 0, [root]
+    total, pending = 0, [(root, 0) for root in roots]
     while pending:
-        pid = pending.pop()
-        total += rss.get(pid, 0)
-        pending += children.get(pid, [])
+        pid, parent = pending.pop()
+        size, resident = sizes.get(pid, (0, 0))
+        if size != sizes.get(parent, (-1, 0))[0] or _command(pid) != _command(parent):
+            total += resident * PAGE
+        pending += [(child, pid) for child in children.get(pid, [])]
     return total
 
 
-class TreePeak:
-    """While entered, samples a process tree's summed resident memory; `peak_mb` is the largest sample."""
+def _command(pid: int) -> bytes | None:
+    """Return a process's command line (None when it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
 
-    def __init__(self, pid: int, every: float = 0.05) -> None:
-        self.pid, self.every, self.peak = pid, every, 0
+
+class TreePeak:
+    """While entered, samples the summed resident memory of process trees; `peak_mb` is the largest sample."""
+
+    def __init__(self, *pids: int, every: float = 0.05) -> None:
+        self.pids, self.every, self.peak = pids, every, 0
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -45,7 +62,7 @@ class TreePeak:
 
     def _sample(self) -> None:
         while not self._done.wait(self.every):
-            self.peak = max(self.peak, tree_rss(self.pid))
+            self.peak = max(self.peak, tree_rss(*self.pids))
 
     def __enter__(self) -> TreePeak:
         self._thread.start()
