@@ -31,27 +31,13 @@ TYPES = {
 }
 
 
-def spark_unavailable() -> str | None:
-    """Return why the Spark engine cannot run here (no pyspark, no Java 17+), or None when it can."""
-    try:
-        import pyspark  # noqa: F401, PLC0415
-    except ImportError:
-        return "pyspark is not installed (pip install -e '.[spark]')"
-    from workflow.engines.spark_engine import check_java  # noqa: PLC0415
-    from workflow.errors import EngineUnavailableError  # noqa: PLC0415
-
-    try:
-        check_java()
-    except EngineUnavailableError as error:
-        return str(error)
-    return None
-
-
 def require_spark() -> None:
     """Skip the test when Spark cannot run here, saying why; under CI (CI=true) fail instead."""
     import pytest  # noqa: PLC0415
 
-    reason = spark_unavailable()
+    from workflow.devspark import unavailable_reason  # noqa: PLC0415
+
+    reason = unavailable_reason()  # no pyspark, or no Java 17+
     if reason is None:
         return
     if os.environ.get("CI", "").lower() == "true":

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from engines import require_spark
 
 from workflow.devspark import cluster as devspark
 from workflow.devspark.cluster import Cluster, SparkClusterError
@@ -51,20 +52,6 @@ DRIVER = textwrap.dedent(
         spark.stop()
     """
 )
-
-
-def require_spark() -> None:
-    """Skip the test when pyspark or Java 17+ is missing; under CI (CI=true) missing Java fails it instead."""
-    reason = devspark.unavailable_reason()
-    if reason is None:
-        return
-    try:
-        devspark.spark_home()
-    except SparkClusterError:
-        pytest.skip(reason)  # no pyspark: the Spark extra is not installed
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true and Spark cannot run: {reason}")
-    pytest.skip(reason)
 
 
 def alive(pid: int) -> bool:

@@ -6,9 +6,7 @@ import json
 import logging
 import os
 import re
-import shutil
 import socket
-import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -21,14 +19,12 @@ from urllib.parse import urlsplit
 
 from luigi.configuration import get_config
 
+from workflow.devspark import cluster, jdbc
 from workflow.errors import ConfigurationError, EngineUnavailableError
 from workflow.io.files import temporary_name
 from workflow.io.parquet import publish
 
 log = logging.getLogger("luigi-interface.workflow.spark")
-
-MIN_JAVA = 17
-JDBC_JARS = ("/usr/share/java/postgresql.jar",)
 
 
 @dataclass(frozen=True)
@@ -80,32 +76,12 @@ def settings() -> SparkSettings:
     )
 
 
-def java_major(java: str) -> int | None:
-    """Return the major version a `java` executable reports, or None when it cannot be run."""
-    try:
-        shown = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False).stderr
-    except (OSError, subprocess.SubprocessError):
-        return None
-    found = re.search(r'version "(\d+)(?:\.(\d+))?', shown)
-    if not found:
-        return None
-    major = int(found.group(1))
-    return int(found.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
-
-
 def check_java() -> str:
-    """Return the java executable Spark will use, or raise EngineUnavailableError saying how to install one."""
-    home = os.environ.get("JAVA_HOME")
-    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    install = "install it (Debian/Ubuntu: apt-get install openjdk-17-jre-headless) or point JAVA_HOME at one"
-    if not java or not Path(java).exists():
-        raise EngineUnavailableError(f"the Spark engine needs Java {MIN_JAVA} or newer and none was found: {install}")
-    major = java_major(java)
-    if major is None or major < MIN_JAVA:
-        raise EngineUnavailableError(
-            f"the Spark engine needs Java {MIN_JAVA} or newer; {java} is {major or 'unknown'}: {install}"
-        )
-    return java
+    """Return the java Spark will run, or raise EngineUnavailableError saying how to install Java 17 or newer."""
+    try:
+        return str(cluster.find_java())
+    except cluster.SparkClusterError as error:
+        raise EngineUnavailableError(f"the Spark engine needs Java {cluster.JAVA_MINIMUM} or newer: {error}") from None
 
 
 def check_master(master: str, timeout: float) -> None:
@@ -124,16 +100,6 @@ def check_master(master: str, timeout: float) -> None:
         f"the Spark master {master} is unreachable ({'; '.join(errors)}): start one (make spark-up) "
         "or set [spark] master / SPARK_MASTER"
     )
-
-
-def jdbc_jar() -> str | None:
-    """Return the PostgreSQL JDBC driver's jar when this machine has one (Debian's libpostgresql-jdbc-java)."""
-    try:
-        from workflow.devspark.jdbc import jdbc_jar as found  # noqa: PLC0415
-    except ImportError:
-        found = None
-    jar = found() if found else None
-    return str(jar) if jar else next((path for path in JDBC_JARS if Path(path).exists()), None)
 
 
 class SparkEngine:
@@ -188,7 +154,7 @@ class SparkEngine:
             **({"spark.driver.memory": chosen.driver_memory} if chosen.driver_memory else {}),
             **({"spark.executor.memory": chosen.executor_memory} if chosen.executor_memory else {}),
         }
-        jars = [*chosen.jars, *filter(None, [jdbc_jar()])]
+        jars = [*chosen.jars, *map(str, filter(None, [jdbc.jdbc_jar()]))]
         if jars:
             defaults["spark.jars"] = ",".join(jars)
         for key, value in {**defaults, **chosen.conf}.items():
@@ -221,7 +187,7 @@ class SparkEngine:
 
         if self.settings.extract != "jdbc":
             return pandas_engine.ENGINE.extract(url, table, columns, path, task, **options)
-        if not jdbc_jar():
+        if not jdbc.jdbc_jar():
             raise EngineUnavailableError(
                 "[spark] extract = jdbc needs PostgreSQL's JDBC driver: apt-get install libpostgresql-jdbc-java, "
                 "or python -m workflow spark jdbc"
