@@ -1,7 +1,7 @@
 """Benchmark: the Luigi graph against a re-implementation of the case study's pandas pipeline.
 
-`python benchmarks/bench.py [--ratings N] [--repeat K] [--engine pandas|spark]` fills the source database with
-`demo_data(N)` and then measures, on the same databases and always in child processes of this one:
+`python benchmarks/bench.py [--ratings N] [--repeat K] [--engine pandas|spark] [--no-baseline]` fills the source
+database with `demo_data(N)` and then measures, on the same databases and always in child processes of this one:
 
 - ours, `total`: `luigi.build([RecommendationsTask(date)])` from empty targets (the date's parquet
   folder and its warehouse load marker removed first) to warehouse rows, in one child process;
@@ -80,6 +80,7 @@ STAGE_TARGETS = {
 BYTES_PER_CANDIDATE = 100  # the estimate of the baseline's memory per row of its cross join
 LARGE_RATINGS = 2_000_000  # above this, one repeat by default
 NOOP_RUNS = 3
+NOT_ASKED = "baseline skipped: --no-baseline"
 SPARK_SKIP = "baseline skipped: the case study's approach is pandas only (compare with it: make bench ENGINE=pandas)"
 OK_STATUSES = (
     luigi.execution_summary.LuigiStatusCode.SUCCESS,
@@ -418,7 +419,11 @@ def run_benchmark(args: argparse.Namespace) -> None:
     try:
         data, _ = run_child("generate", args, workdir)
         say(f"source: {data['ratings']:,} ratings by {data['users']:,} users of {data['courses']:,} courses")
-        skip_reason = SPARK_SKIP if args.engine == "spark" else baseline_skip_reason(data["candidate_rows"])
+        skip_reason = (
+            SPARK_SKIP if args.engine == "spark"
+            else NOT_ASKED if args.no_baseline
+            else baseline_skip_reason(data["candidate_rows"])
+        )  # fmt: skip
         if skip_reason:
             say(skip_reason)
         samples: dict[str, list[Sample]] = {}
@@ -449,6 +454,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)  # the newest day that is over
     parser.add_argument("--date", type=dt.date.fromisoformat, default=yesterday, help="the run's date")
     parser.add_argument("--workers", type=int, default=1, help="Luigi workers for our graph")
+    parser.add_argument("--no-baseline", action="store_true", help="measure our graph only (its stages' peaks)")
     parser.add_argument("--engine", choices=engine_runs.ENGINES, default="pandas", help="the engine of our graph")
     parser.add_argument("--allow-configured-databases", action="store_true", help="use configured database URLs")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
