@@ -88,9 +88,8 @@ def databases() -> Iterator[Databases]:
         shutil.rmtree(output, ignore_errors=True)
 
 
-@pytest.fixture
-def clean(databases: Databases) -> Databases:
-    """Empty the source and warehouse databases and remove every parquet target."""
+def empty(databases: Databases) -> Databases:
+    """Empty the source and warehouse databases of the courses pipeline's tables and remove every parquet target."""
     databases.query(databases.source, "DROP TABLE IF EXISTS rating; DROP TABLE IF EXISTS courses")
     databases.query(
         databases.warehouse,
@@ -100,6 +99,35 @@ def clean(databases: Databases) -> Databases:
     for dated in databases.output.glob("20*"):
         shutil.rmtree(dated)
     return databases
+
+
+@pytest.fixture
+def clean(databases: Databases) -> Databases:
+    """Empty the source and warehouse databases and remove every parquet target."""
+    return empty(databases)
+
+
+def require_chromium() -> None:
+    """Skip the test, saying why, when Debian's chromium or chromedriver is missing."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("no chromium/chromedriver (make test installs them with apt-get when it runs as root)")
+
+
+def headless_chromium(width: int, height: int, *, browser_log: bool = False) -> object:
+    """Return a headless chromium driven by selenium (the caller quits it); skip the test when there is none."""
+    require_chromium()
+    from selenium import webdriver  # noqa: PLC0415
+    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     f"--window-size={width},{height}"):  # fmt: skip
+        options.add_argument(argument)
+    if browser_log:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import time
 import luigi
 import pandas as pd
 import pytest
-from conftest import REPO, Databases
+from conftest import REPO, Databases, headless_chromium, require_chromium
 from luigi.tools.range import RangeDaily
 from reference import brute_force_recommendations
 from test_workflow import COURSES, EXPECTED, RATINGS, build, daily_rows
@@ -216,8 +215,7 @@ def test_luigid_shows_every_task_done_records_history_and_saves_its_state(clean:
     assert "RecommendationsTask" in history and "ExtractedRatings" in history
     by_name = urllib.request.urlopen(f"http://127.0.0.1:{luigid}/history/by_name/ValidRatings", timeout=10)
     assert by_name.status == 200
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("no chromium/chromedriver (make test installs them with apt-get when it runs as root)")
+    require_chromium()
     page_text = visualizer_task_list(luigid, REPO / "output" / "visualizer-task-list.png")
     for task in ("ExtractedCourses", "ExtractedRatings", "CleanedCourses", "ValidRatings", "AverageCourseRatings",
                  "CoursesToRecommend", "TopRecommendations", "RecommendationsTask"):  # fmt: skip
@@ -226,8 +224,7 @@ def test_luigid_shows_every_task_done_records_history_and_saves_its_state(clean:
 
 
 def test_luigid_shows_the_film_tasks_of_the_daily_pipelines_done(clean: Databases, luigid: int) -> None:
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("no chromium/chromedriver (make test installs them with apt-get when it runs as root)")
+    require_chromium()
     day = dt.date(2026, 11, 1)  # over, as the film rentals' as-of cut requires
     demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     clean.query(clean.warehouse, "DROP SCHEMA IF EXISTS store CASCADE")
@@ -249,16 +246,7 @@ def test_luigid_shows_the_film_tasks_of_the_daily_pipelines_done(clean: Database
 def visualizer_task_list(port: int, screenshot: os.PathLike, fragment: str = "") -> str:
     """Open the visualizer's task list (`fragment`: its URL's #state) in headless chromium, save a screenshot, and
     return the page's text."""
-    from selenium import webdriver  # noqa: PLC0415
-    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--window-size=1400,1000"):  # fmt: skip
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver = headless_chromium(1400, 1000)
     try:
         driver.get(f"http://127.0.0.1:{port}/static/visualiser/index.html{fragment}")
         deadline = time.monotonic() + 30

@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import shutil
 import socket
 import stat
 import subprocess
@@ -23,7 +22,7 @@ import asyncpg
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import REPO, Databases, frame
+from conftest import REPO, Databases, empty, frame, headless_chromium
 from sqlalchemy.engine import make_url
 
 from workflow.server.settings import embedded_server
@@ -136,14 +135,8 @@ def reader_existed(databases: Databases) -> bool:
 @pytest.fixture(scope="module")
 def server(databases: Databases) -> Iterator[Server]:
     """Load both days with the graph into an emptied warehouse, start the server on them, and stop it after."""
-    databases.query(databases.source, "DROP TABLE IF EXISTS rating; DROP TABLE IF EXISTS courses")
-    databases.query(
-        databases.warehouse,
-        "DROP VIEW IF EXISTS recommendations; DROP TABLE IF EXISTS daily_recommendations, recommendation_loads, "
-        "courses; DROP SCHEMA IF EXISTS store CASCADE",
-    )
-    for dated in databases.output.glob("20*"):
-        shutil.rmtree(dated)
+    empty(databases)
+    databases.query(databases.warehouse, "DROP SCHEMA IF EXISTS store CASCADE")
     fill_source(databases.source)
     luigi_bin = Path(sys.executable).parent / "luigi"
     for day in DAYS:  # the pipeline's own command (README, "Running it"): the server's tests need none of its modules
@@ -463,21 +456,10 @@ def test_the_server_package_names_no_luigi_and_no_pipeline_module() -> None:
 
 
 def test_the_dashboard_draws_its_charts_offline_and_looks_up_a_user_in_a_real_browser(server: Server) -> None:
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("no chromium/chromedriver (make test installs them with apt-get when it runs as root)")
-    from selenium import webdriver  # noqa: PLC0415
-    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
+    driver = headless_chromium(1400, 1700, browser_log=True)
     from selenium.webdriver.common.by import By  # noqa: PLC0415
     from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--window-size=1400,1700"):  # fmt: skip
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     try:
         driver.get(server.base + "/")
         wait = WebDriverWait(driver, 60)
