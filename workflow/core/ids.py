@@ -32,7 +32,7 @@ def codes(*arrays: np.ndarray) -> tuple[list[np.ndarray], Coding]:
     arrays = tuple(np.asarray(ids, dtype=np.int64) for ids in arrays)
     present = [ids for ids in arrays if len(ids)]
     if not present:
-        return list(arrays), Coding(0, 0, None)
+        return [ids.copy() for ids in arrays], Coding(0, 0, None)  # new arrays, as below: callers may write on them
     lowest, highest = min(int(ids.min()) for ids in present), max(int(ids.max()) for ids in present)
     n_values = sum(len(ids) for ids in arrays)
     if highest - lowest < 2 * n_values + 1024:  # Python ints: no overflow, whatever the ids
@@ -60,17 +60,24 @@ def positions(known: np.ndarray, ids: np.ndarray) -> np.ndarray:
     table[known - lowest] = np.arange(len(known))
     inside = (ids >= lowest) & (ids <= highest)
     if inside.all():
-        return table[ids - lowest]
+        index = ids - lowest
+        return table.take(index, out=index, mode="clip")  # in place: one array of the ids' size, not two
     positions = np.full(len(ids), -1, dtype=np.int64)
     positions[inside] = table[ids[inside] - lowest]
     return positions
 
 
-def combine(codes: np.ndarray, size: int, other: np.ndarray, width: int) -> np.ndarray:
-    """Return one int64 key per (code, other) pair, codes below `size` and other in [0, width): code * width + other."""
+def combine(codes: np.ndarray, size: int, other: np.ndarray, width: int, *, overwrite: bool = False) -> np.ndarray:
+    """Return one int64 key per (code, other) pair, codes below `size` and other in [0, width): code * width + other.
+
+    With `overwrite`, the keys are written over `codes` (int64), which the caller no longer needs.
+    """
     width = max(width, 1)
     if size * width > INT64_MAX:  # codes grow with the rows: unreachable for data that fits in memory
         raise OverflowError(f"{size:,} x {width:,} pair keys do not fit in 64 bits")
-    keys = codes * width
+    if overwrite and codes.dtype == np.int64:
+        keys = np.multiply(codes, width, out=codes)
+    else:
+        keys = codes * width
     keys += other
     return keys

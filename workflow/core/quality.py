@@ -21,7 +21,10 @@ def split_by_checks(
     failed_any = first_failed > 0
     names = np.array([name for name, _ in checks], dtype=object)
     quarantined = frame[failed_any].assign(reason=names[first_failed[failed_any] - 1])
-    kept = frame[~failed_any] if kept_columns is None else frame.loc[~failed_any, kept_columns]
+    if failed_any.any():
+        kept = frame[~failed_any] if kept_columns is None else frame.loc[~failed_any, kept_columns]
+    else:  # nothing to set aside: the frame itself (a view), not a copy of millions of rows through a mask
+        kept = frame if kept_columns is None else frame[kept_columns]
     return kept, quarantined.reset_index(drop=True)
 
 

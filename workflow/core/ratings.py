@@ -36,7 +36,9 @@ def validate_ratings(
     columns = [user, item, "rating"]
     stamped = rated_at in ratings.columns
     ratings = ratings[columns + [rated_at] * stamped]
-    missing = ratings[columns].isna().any(axis=1).to_numpy()
+    missing = np.zeros(len(ratings), dtype=bool)
+    for column in columns:  # column by column: a frame of flags for all three would be built first
+        missing |= ratings[column].isna().to_numpy()
     no_stamp = ratings[rated_at].isna().to_numpy() if stamped else np.zeros(len(ratings), dtype=bool)
     known_items = np.unique(np.asarray(item_ids, dtype=np.int64))
     item_position = positions(known_items, int64_ids(ratings[item]))
@@ -44,8 +46,13 @@ def validate_ratings(
     out_of_range = (rating < min_rating) | (rating > max_rating)
     unknown = item_position < 0
     valid_so_far = ~(missing | no_stamp | unknown | out_of_range)
-    (users,), coding = codes(int64_ids(ratings[user])[valid_so_far])
-    pair_keys = combine(users, coding.size, item_position[valid_so_far], len(known_items))
+    everything_so_far = valid_so_far.all()  # then the columns are used as they are, not copied through the mask
+    user_ids = int64_ids(ratings[user])
+    (users,), coding = codes(user_ids if everything_so_far else user_ids[valid_so_far])
+    del user_ids
+    items = item_position if everything_so_far else item_position[valid_so_far]
+    pair_keys = combine(users, coding.size, items, len(known_items), overwrite=True)
+    del items
     del users, item_position
     stamps = pd.to_datetime(ratings[rated_at], utc=True).array.asi8 if stamped else None  # a view, no copy
     superseded, duplicate = np.zeros(len(ratings), dtype=bool), np.zeros(len(ratings), dtype=bool)
@@ -80,7 +87,11 @@ def _repeated_copies(
     # Sort once and look for equal neighbours: much faster than hashing millions of mostly unique keys.
     ordered = np.sort(keys)
     repeated_keys = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
-    repeated = pd.Series(keys).isin(repeated_keys).to_numpy()
+    del ordered
+    repeated = np.zeros(len(keys), dtype=bool)
+    if len(repeated_keys):  # by slices: a membership test of millions of keys at once builds arrays of their size
+        for start in range(0, len(keys), 1 << 20):
+            repeated[start : start + (1 << 20)] = np.isin(keys[start : start + (1 << 20)], repeated_keys)
     superseded = np.zeros(len(keys), dtype=bool)
     if stamps_of is None or not repeated.any():
         return superseded, repeated

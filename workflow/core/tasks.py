@@ -201,6 +201,7 @@ class ParquetTask(RecordedTask):
         """Write a source table's columns as the target (io.copy's extract options); return whether it was read as of
         a time (its timestamp column exists) rather than as a snapshot."""
         as_of = self.engine.extract(url, table, columns, self.output().path, self, **options)
+        self.engine.release()
         rows = self.facts["rows_out"] = parquet.count_rows(self.output().path)
         self.set_status_message(f"wrote {rows:,} rows")
         return as_of

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import luigi
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -18,6 +19,8 @@ log = logging.getLogger("luigi-interface.workflow.parquet")
 
 # Written last into a folder of part files (by Spark's committer and by publish): the folder is whole.
 SUCCESS = "_SUCCESS"
+# Rows per row group of the files written from frames: pyarrow's default, and the unit of streamed reads and writes.
+ROW_GROUP_ROWS = 1024 * 1024
 
 
 class ParquetTarget(luigi.LocalTarget):
@@ -68,15 +71,93 @@ def write_target(table: pa.Table, path: str | Path, *, replace: bool = False) ->
     publish(temporary, path, replace=replace)
 
 
+def write_frame(frame: pd.DataFrame, path: str | Path, *, replace: bool = False) -> None:
+    """Write a frame to a parquet file atomically (as write_target), converting it to Arrow one row group at a time,
+    so that it is never held twice."""
+    path = Path(path)
+    temporary = temporary_name(path)
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    with pq.ParquetWriter(temporary, schema) as writer:
+        for start in range(0, len(frame), ROW_GROUP_ROWS):
+            part = frame.iloc[start : start + ROW_GROUP_ROWS]
+            writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
+            del part
+        if not len(frame):
+            writer.write_table(schema.empty_table())
+    publish(temporary, path, replace=replace)
+
+
 def read_frame(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
     """Return a parquet file or folder as a frame, its integer columns with nulls nullable Int64 (exact past 2**53).
 
-    Arrow's buffers are released column by column as pandas takes them over (self_destruct), so the
-    rows are never held twice.
+    The numeric and timestamp columns are allocated whole once and filled one row group at a time, so
+    the rows are held once, beside a single row group's Arrow buffers (reading a table and converting it
+    holds them about twice). When any int64 column has nulls, every int64 column is Int64.
     """
-    table = pq.read_table(path, columns=columns)
-    with_nulls = any(column.type == pa.int64() and column.null_count for column in table.columns)
-    exact = {pa.int64(): pd.Int64Dtype()}.get if with_nulls else None
-    frame = table.to_pandas(types_mapper=exact, self_destruct=True, split_blocks=True)
-    del table
-    return frame
+    files = part_files(path)
+    schema = pq.read_schema(files[0]) if files else pa.schema([])
+    names = list(columns) if columns is not None else [name for name in schema.names if not name.startswith("__")]
+    fields = {name: schema.field(name) for name in names}
+    n_rows = sum(pq.read_metadata(part).num_rows for part in files)
+    columns_out = {name: _Column(field.type, n_rows) for name, field in fields.items()}
+    start = 0
+    for part in files:
+        reader = pq.ParquetFile(part)
+        for group in range(reader.num_row_groups):
+            rows = reader.read_row_group(group, columns=names)
+            for name, column in columns_out.items():
+                column.fill(start, rows.column(name))
+            start += rows.num_rows
+            del rows
+    int64_nulls = any(column.has_nulls for column in columns_out.values() if column.type == pa.int64())
+    frame = pd.DataFrame(
+        {name: column.values(nullable_int64=int64_nulls) for name, column in columns_out.items()}, copy=False
+    )
+    return frame if len(frame.columns) or not n_rows else frame.reindex(range(n_rows))
+
+
+class _Column:
+    """One column of a frame being read: a preallocated array (numbers, timestamps) or pandas pieces (others)."""
+
+    def __init__(self, type_: pa.DataType, n_rows: int) -> None:
+        self.type = type_
+        self.has_nulls = False
+        self.fixed = pa.types.is_int64(type_) or pa.types.is_floating(type_) or pa.types.is_timestamp(type_)
+        self.stamps = None
+        if pa.types.is_timestamp(type_):
+            # Allocated as pandas' own array (of untouched, so not yet resident, memory) and filled in place through
+            # its int64 view: localising a filled array to the zone would copy it.
+            stamps = np.empty(n_rows, dtype=f"M8[{type_.unit}]")
+            self.stamps = pd.array(stamps, dtype=pd.DatetimeTZDtype(type_.unit, type_.tz)) if type_.tz else stamps
+            self.buffer = self.stamps.asi8 if type_.tz else stamps.view(np.int64)
+        elif self.fixed:
+            self.buffer = np.empty(n_rows, dtype=np.int64 if pa.types.is_int64(type_) else type_.to_pandas_dtype())
+        if self.fixed:
+            self.mask = np.zeros(n_rows, dtype=bool)
+        self.pieces: list[pd.Series] = []
+
+    def fill(self, start: int, chunk: pa.ChunkedArray) -> None:
+        """Copy one row group's values into place."""
+        if not self.fixed:
+            self.pieces.append(chunk.to_pandas())
+            return
+        end = start + len(chunk)
+        if pa.types.is_timestamp(self.type):
+            chunk = chunk.cast(pa.int64())
+        if chunk.null_count and not pa.types.is_floating(self.type):
+            self.has_nulls = True
+            self.mask[start:end] = chunk.is_null().to_numpy()
+            chunk = chunk.fill_null(0)
+        self.buffer[start:end] = chunk.to_numpy()  # floats: nulls become NaN, as in Table.to_pandas
+
+    def values(self, *, nullable_int64: bool) -> np.ndarray | pd.api.extensions.ExtensionArray | pd.Series:
+        """Return the column's values as Table.to_pandas has them."""
+        if not self.fixed:
+            empty = pa.chunked_array([], type=self.type).to_pandas()
+            return pd.concat(self.pieces, ignore_index=True) if self.pieces else empty
+        if self.stamps is not None:
+            self.buffer[self.mask] = np.iinfo(np.int64).min  # NaT
+            return self.stamps
+        if nullable_int64 and pa.types.is_int64(self.type):
+            return pd.arrays.IntegerArray(self.buffer, self.mask)
+        return self.buffer

@@ -82,7 +82,9 @@ def _at(values: np.ndarray, index: np.ndarray) -> np.ndarray:
     """Return values[index] as int64, or -1 where the index is -1."""
     if not len(values):
         return np.full(len(index), -1, dtype=np.int64)
-    return np.where(index >= 0, values[index], -1)
+    found = values.astype(np.int64, copy=False).take(index, mode="clip")  # one array: no values[index] beside it
+    found[index < 0] = -1
+    return found
 
 
 def _count_pairs(users: np.ndarray, n_users: int, language: np.ndarray, n_languages: int) -> tuple[np.ndarray, ...]:
@@ -149,11 +151,12 @@ def courses_to_recommend(
     if rated["user_id"].hasnans or rated["course_id"].hasnans:
         both = rated[["user_id", "course_id"]].notna().all(axis=1).to_numpy()
         rated_users, rated_courses = rated_users[both], rated_courses[both]
+    valid_language = _language_of(course_ids, course_language, ratings["course_id"])
     (valid_users, rated_users), coding = codes(ratings["user_id"].to_numpy(dtype="int64"), rated_users)
-    user, language, n_rated = _top_languages(
-        valid_users, coding.size, _language_of(course_ids, course_language, ratings["course_id"]), n_languages
-    )
-    del valid_users
+    # From here on only codes: dropping the frames frees them when the caller passed them without keeping them.
+    del ratings, rated
+    user, language, n_rated = _top_languages(valid_users, coding.size, valid_language, n_languages)
+    del valid_users, valid_language
     rated_course = positions(course_ids, rated_courses)
     del rated_courses
     # The (user, language) group of each rated row, when it is one of the user's languages, else -1.
@@ -202,7 +205,8 @@ def courses_to_recommend(
             "user_id": coding.ids(user[group[kept]]),
             "course_id": ranking["course_id"].to_numpy()[position[keep]],
             "rating": ranking["average_rating"].to_numpy()[position[keep]],
-        }
+        },
+        copy=False,
     )
 
 

@@ -87,6 +87,7 @@ class ValidRatings(ParquetTask):
         course_ids = self.read(self.requires()["courses"], ["course_id"])
         settings = config.rules()
         valid, quarantined = self.rules.validate_ratings(ratings, course_ids, settings.min_rating, settings.max_rating)
+        del ratings  # the valid rows are written without the whole extract beside them
         self.set_aside("ratings", n_ratings, quarantined, RATING_REASONS, UNCOUNTED_REASONS)
         self.write(valid)
 
