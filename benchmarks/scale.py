@@ -1,6 +1,6 @@
 """Scale: the whole graph at 2M and 20M ratings (100M with --with-100m) on pandas, Spark local[2] and a Spark cluster.
 
-`python benchmarks/scale.py [--with-100m] [--ratings N ...]` fills the embedded source database with
+`python benchmarks/scale.py [--with-100m] [--ratings N ...] [--modes M ...]` fills the embedded source database with
 `demo_data(N)` once per size (bench.py's generation child), then runs, for each mode, from empty targets (the
 date forgotten as `python -m workflow invalidate --date D` does: its targets and warehouse marker removed):
 
@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> None:
                 f"source: {data['ratings']:,} ratings by {data['users']:,} users of {data['courses']:,} courses "
                 f"({time.perf_counter() - start:.0f} s to generate and load)"
             )
-            for mode in MODES:
+            for mode in (mode for mode in MODES if mode.name in args.modes):
                 results.append(run_mode(mode, ratings, args.date, workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -186,6 +186,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ratings", type=int, nargs="+", help="the sizes instead (default 2M and 20M)")
     yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)  # the newest day that is over
     parser.add_argument("--date", type=dt.date.fromisoformat, default=yesterday, help="the run's date")
+    names = [mode.name for mode in MODES]
+    parser.add_argument("--modes", nargs="+", choices=names, default=names, help="the modes to run (default all)")
     args = parser.parse_args(argv)
     args.ratings = [*(args.ratings or SIZES), *([LARGE_SIZE] if args.with_100m else [])]
     return args

@@ -13,7 +13,7 @@ def split_by_checks(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a frame into the rows that pass every check (with kept_columns only, when given) and the others.
 
-    The others get the first check they fail as `reason`.
+    The others get the first check they fail as `reason`. Both are numbered from 0.
     """
     first_failed = np.zeros(len(frame), dtype=np.int8)  # 0: passed every check, i: failed check i first
     for number, (_, failed) in enumerate(checks, start=1):
@@ -21,10 +21,12 @@ def split_by_checks(
     failed_any = first_failed > 0
     names = np.array([name for name, _ in checks], dtype=object)
     quarantined = frame[failed_any].assign(reason=names[first_failed[failed_any] - 1])
-    if failed_any.any():
-        kept = frame[~failed_any] if kept_columns is None else frame.loc[~failed_any, kept_columns]
+    kept = frame if kept_columns is None else frame[kept_columns]
+    if failed_any.any():  # column by column: a frame-wide take would first build an int64 index of the rows kept
+        passed = ~failed_any
+        kept = pd.DataFrame({name: kept[name].array[passed] for name in kept.columns}, copy=False)
     else:  # nothing to set aside: the frame itself (a view), not a copy of millions of rows through a mask
-        kept = frame if kept_columns is None else frame[kept_columns]
+        kept = kept.reset_index(drop=True)
     return kept, quarantined.reset_index(drop=True)
 
 

@@ -59,6 +59,7 @@ def validate_ratings(
     superseded[valid_so_far], duplicate[valid_so_far] = _repeated_copies(
         pair_keys, None if stamps is None else lambda rows: stamps[np.flatnonzero(valid_so_far)[rows]]
     )
+    del pair_keys
     valid, quarantined = split_by_checks(
         ratings,
         [
@@ -89,9 +90,10 @@ def _repeated_copies(
     repeated_keys = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
     del ordered
     repeated = np.zeros(len(keys), dtype=bool)
-    if len(repeated_keys):  # by slices: a membership test of millions of keys at once builds arrays of their size
+    if len(repeated_keys):  # one hash table, looked up by slices: at once, it builds arrays of the keys' size
+        table = pd.Index(repeated_keys)
         for start in range(0, len(keys), 1 << 20):
-            repeated[start : start + (1 << 20)] = np.isin(keys[start : start + (1 << 20)], repeated_keys)
+            repeated[start : start + (1 << 20)] = table.get_indexer(keys[start : start + (1 << 20)]) >= 0
     superseded = np.zeros(len(keys), dtype=bool)
     if stamps_of is None or not repeated.any():
         return superseded, repeated
