@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import ctypes
-import gc
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
-from workflow.io import copy, parquet
+from workflow.io import copy, memory, parquet
 from workflow.io.files import temporary_name
 
 
@@ -46,9 +44,7 @@ class PandasEngine:
     def release(self) -> None:
         """Hand the memory freed by a step back to the system (Arrow's pool keeps it otherwise), so that a
         worker running step after step peaks at its largest step, not above it."""
-        gc.collect()
-        pa.default_memory_pool().release_unused()
-        _trim_malloc()
+        memory.give_back()
 
     def reason_counts(self, path: str) -> tuple[dict[str, int], list[dict]]:
         """Return a quarantine file's rows per reason, and its first row for each reason."""
@@ -56,15 +52,6 @@ class PandasEngine:
         counts = quarantined["reason"].value_counts(sort=False)
         examples = quarantined.groupby("reason", sort=True).head(1).to_dict("records")
         return {str(reason): int(count) for reason, count in counts.items()}, examples
-
-
-def _trim_malloc() -> None:
-    """Return glibc malloc's free memory to the system, of every thread's arena (the extract's reader thread has
-    its own); nothing elsewhere."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 ENGINE = PandasEngine()
