@@ -44,30 +44,39 @@ def validate_ratings(
             ("rating_out_of_range", (rating < F.lit(float(min_rating))) | (rating > F.lit(float(max_rating)))),
         ]
     )
-    rows = rows.withColumn("reason", reason)
+    rows = rows.withColumn("reason", reason).drop("_known")
     # Copies of one (user, item) pair among the rows that pass: the strictly latest one is the rating,
     # older ones are superseded, and copies sharing the latest stamp (or any copies without stamps) are
-    # duplicates. Repeated pairs are few: they are found by aggregating, and only their rows are ranked,
-    # so the day's rows are never sorted.
-    passed = rows.where(F.col("reason").isNull())
-    repeated = passed.groupBy(user, item).count().where(F.col("count") > 1).select(user, item)
+    # duplicates. The rows are shuffled once by the pair, and windows over the pair judge every copy in
+    # place: no aggregate joined back on.
+    passes = F.col("reason").isNull()
+    pair = Window.partitionBy(user, item)
+    partitions = int(ratings.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    judged = rows.repartition(partitions, user, item).withColumn("_copies", F.count(F.when(passes, 1)).over(pair))
+    keys = [user, item, *([rated_at] if stamped else [])]
     if stamped:
-        copies = passed.join(repeated, [user, item], "left_semi")
-        pair = Window.partitionBy(user, item)
-        latest = F.max(rated_at).over(pair)
-        copies = copies.withColumn("_latest", latest).withColumn(
-            "_n_latest", F.sum(F.when(F.col(rated_at) == F.col("_latest"), 1).otherwise(0)).over(pair)
-        )
+        judged = judged.withColumn("_latest", F.max(F.when(passes, F.col(rated_at))).over(pair))
+        latest = passes & (F.col(rated_at) == F.col("_latest"))
+        judged = judged.withColumn("_n_latest", F.sum(F.when(latest, 1).otherwise(0)).over(pair))
         checks = [("superseded", F.col(rated_at) < F.col("_latest")), ("duplicate_pair", F.col("_n_latest") > 1)]
-        verdicts = copies.select(user, item, rated_at, first_failed(checks).alias("_repeat")).distinct()
-        keys = [user, item, rated_at]
+        repeat = first_failed(checks)
     else:
-        verdicts, keys = repeated.withColumn("_repeat", F.lit("duplicate_pair")), [user, item]
-    # Null keys never match: rows that failed a check (a missing id or stamp) keep their reason.
-    rows = rows.join(verdicts, keys, "left").withColumn("reason", F.coalesce(F.col("reason"), F.col("_repeat")))
-    rows = rows.persist(StorageLevel.DISK_ONLY)  # two outputs of one pass: the valid rows and the quarantine
-    valid = rows.where(F.col("reason").isNull()).select(
-        F.col(user).cast("long"), F.col(item).cast("long"), rating.cast("double")
+        repeat = F.lit("duplicate_pair")
+    # Rows that failed a check (a missing id or stamp) keep their reason; only copies that pass are judged.
+    repeat = F.when(passes & (F.col("_copies") > 1), repeat)
+    judged = judged.select(*rows.columns, repeat.alias("_repeat"))
+    # The quarantine (few rows, as a rule) is kept on disk for the valid rows: the rows that pass but whose
+    # (user, item[, stamp]) a repeated copy holds, found by a join with its (broadcast) keys instead of
+    # keeping the whole day's rows.
+    quarantined = judged.where(F.col("reason").isNotNull() | F.col("_repeat").isNotNull()).select(
+        *columns, *([rated_at] if stamped else []), F.coalesce(F.col("reason"), F.col("_repeat")).alias("reason"),
+        F.col("_repeat").isNotNull().alias("_repeated"),
+    )  # fmt: skip
+    quarantined = quarantined.persist(StorageLevel.DISK_ONLY)
+    repeated = quarantined.where(F.col("_repeated")).select(*keys)
+    valid = (
+        rows.where(passes)
+        .join(repeated, keys, "left_anti")
+        .select(F.col(user).cast("long"), F.col(item).cast("long"), rating.cast("double"))
     )
-    quarantined = rows.where(F.col("reason").isNotNull()).select(*columns, *([rated_at] if stamped else []), "reason")
-    return valid, quarantined
+    return valid, quarantined.drop("_repeated")

@@ -55,7 +55,7 @@ def user_languages(ratings: DataFrame, courses: DataFrame) -> DataFrame:
     """Return each user's languages: every language tied for the most ratings by that user, with that count."""
     counted = (
         ratings.select("user_id", "course_id")
-        .join(courses.select("course_id", "programming_language"), "course_id")
+        .join(F.broadcast(courses.select("course_id", "programming_language")), "course_id")
         .groupBy("user_id", "programming_language")
         .agg(F.count(F.lit(1)).cast("long").alias("n_rated"))
     )
@@ -84,34 +84,59 @@ def courses_to_recommend(
 
     As in `rules`: a user whose rows hold k courses of a language finds their best unrated courses
     among that language's first k + per_language, so the candidates grow with the rows.
+
+    The free places are found without walking the rankings: if t_0 < t_1 < ... are the places a user
+    rated in a language, place t_i has t_i - i free places before it, and the j-th free place (from 0)
+    is j + #{i : t_i - i <= j}, never beyond k + per_language - 1. Every step is keyed by user_id: the
+    two frames of rows are shuffled once each by user_id, the window and aggregation keyed by
+    (user_id, ...) reuse that partitioning, and the small frames (courses, rankings) are broadcast.
     """
-    rated = (ratings if rated is None else rated).select("user_id", "course_id").dropna()
+    partitions = int(ratings.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    ratings = ratings.select("user_id", "course_id").repartition(partitions, "user_id")
+    rated = ratings if rated is None else rated.select("user_id", "course_id").repartition(partitions, "user_id")
     languages = courses.select("course_id", "programming_language")
-    rated_rows = rated.join(languages, "course_id").groupBy("user_id", "programming_language").count()
-    walk = (
-        user_languages(ratings, courses)
-        .join(rated_rows, ["user_id", "programming_language"], "left")
-        .select(
-            "user_id",
-            "programming_language",
-            F.explode(
-                F.sequence(F.lit(0), F.greatest("n_rated", F.coalesce("count", F.lit(0))) + (per_language - 1))
-            ).alias("place"),
+    ranked = language_rankings(averages, courses)
+    rankings = F.broadcast(ranked.select("programming_language", "place", "course_id", "average_rating"))
+    # Each rated row's course: its language, and its place in that language's ranking (none when it has no average).
+    places = F.broadcast(languages.join(rankings.select("course_id", "place"), "course_id", "left"))
+    lane = Window.partitionBy("user_id", "programming_language").orderBy(F.asc_nulls_last("place"))
+    taken = rated.dropna().join(places, "course_id").withColumn("_i", F.dense_rank().over(lane) - 1)
+    skipped = [f"_skipped_{j}" for j in range(per_language)]  # the rated places before the j-th free place
+    free_before = F.col("place") - F.col("_i")  # the free places before a rated place
+    taken = taken.select(
+        "user_id", "programming_language", F.lit(0).alias("_valid"),
+        *[F.when(free_before <= j, F.col("_i") + 1).alias(name) for j, name in enumerate(skipped)],
+    )  # fmt: skip
+    valid = ratings.join(F.broadcast(languages), "course_id").select(
+        "user_id", "programming_language", F.lit(1).alias("_valid"),
+        *[F.lit(None).cast("int").alias(name) for name in skipped],
+    )  # fmt: skip
+    counts = (
+        valid.unionByName(taken)
+        .groupBy("user_id", "programming_language")
+        .agg(
+            F.sum("_valid").cast("long").alias("n_rated"),
+            *[F.coalesce(F.max(name), F.lit(0)).alias(name) for name in skipped],
         )
+        .where(F.col("n_rated") > 0)  # the languages of the user's valid ratings, as user_languages counts them
     )
-    candidates = walk.join(language_rankings(averages, courses), ["programming_language", "place"]).join(
-        rated, ["user_id", "course_id"], "left_anti"
+    counts = counts.withColumn("most", F.max("n_rated").over(Window.partitionBy("user_id")))
+    free = counts.where(F.col("n_rated") == F.col("most")).select(
+        "user_id",
+        "programming_language",
+        F.explode(F.array(*[F.col(name) + j for j, name in enumerate(skipped)])).alias("place"),
     )
-    first = Window.partitionBy("user_id", "programming_language").orderBy("place")
-    return (
-        candidates.withColumn("kept", F.row_number().over(first))
-        .where(F.col("kept") <= per_language)
-        .select("user_id", "course_id", F.col("average_rating").alias("rating"))
+    # Places past the end of the language's ranking find no course.
+    return free.join(rankings, ["programming_language", "place"]).select(
+        "user_id", "course_id", F.col("average_rating").alias("rating")
     )
 
 
 def top_recommendations(candidates: DataFrame, per_user: int = 3) -> DataFrame:
     """Return each user's `per_user` candidates with the highest rating, ties by course_id, ranked from 1."""
     by_rating = Window.partitionBy("user_id").orderBy(F.desc("rating"), F.asc("course_id"))
+    # Shuffled by user_id into the session's partitions as they are (small sorts), not coalesced into a few large.
+    partitions = int(candidates.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    candidates = candidates.repartition(partitions, "user_id")
     ranked = candidates.withColumn("rank", F.row_number().over(by_rating).cast("long"))
     return ranked.where(F.col("rank") <= per_user).select("user_id", "course_id", "rating", "rank")
