@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -128,6 +129,18 @@ class SparkEngine:
         check_master(self.settings.master, self.settings.master_timeout)
         self._checked = True
 
+    def start_soon(self) -> None:
+        """Start the session in the background (its JVM takes seconds to start), while this process does other work.
+
+        A failure is left for the first step that uses the session: it starts it again and reports the error.
+        """
+        if self._session is None and not self._lock.locked():
+            threading.Thread(target=self._start_quietly, name="spark-session-start", daemon=True).start()
+
+    def _start_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            self.session  # noqa: B018
+
     @property
     def session(self) -> Any:
         """Return the process's SparkSession, started on first use (its driver memory is fixed from then on)."""
@@ -188,6 +201,7 @@ class SparkEngine:
         from workflow.io.copy import checked_extract  # noqa: PLC0415
 
         if self.settings.extract != "jdbc":
+            self.start_soon()  # the session starts while the driver streams COPY into the target
             return pandas_engine.ENGINE.extract(url, table, columns, path, task, **options)
         if not jdbc.jdbc_jar():
             raise EngineUnavailableError(

@@ -38,6 +38,10 @@ class ExtractedCourses(ParquetTask):
 class ExtractedRatings(ParquetTask):
     """The source rating table as it stood at the end of the date (UTC), or a snapshot when it has no timestamps."""
 
+    # Run before the other steps that are ready: the largest read of the source comes first, and a Spark
+    # session starts while it streams, instead of before the courses are cleaned.
+    priority = 1
+
     def run(self) -> None:
         self.set_status_message("extracting ratings")
         source, url = config.source(), databases.source_url()
