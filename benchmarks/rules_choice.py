@@ -41,12 +41,14 @@ TOP = "user_id long, course_id long, rating double, rank long"
 
 
 def spark_session(driver_memory: str) -> SparkSession:
-    """Return a local[2] SparkSession bound to 127.0.0.1 with the given driver memory."""
+    """Return a local[2] SparkSession bound to 127.0.0.1 with the given driver memory and the engine's defaults
+    (48 shuffle partitions, the serial collector)."""
     from pyspark.sql import SparkSession  # noqa: PLC0415
 
     builder = SparkSession.builder.master("local[2]").appName("rules-choice")
-    for key, value in {"driver.memory": driver_memory, "sql.shuffle.partitions": "16", "sql.session.timeZone": "UTC",
-                       "driver.host": "127.0.0.1", "driver.bindAddress": "127.0.0.1"}.items():  # fmt: skip
+    for key, value in {"driver.memory": driver_memory, "sql.shuffle.partitions": "48", "sql.session.timeZone": "UTC",
+                       "driver.host": "127.0.0.1", "driver.bindAddress": "127.0.0.1",
+                       "driver.extraJavaOptions": "-XX:+UseSerialGC"}.items():  # fmt: skip
         builder = builder.config(f"spark.{key}", value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
