@@ -52,8 +52,7 @@ def validate_ratings(
     del user_ids
     items = item_position if everything_so_far else item_position[valid_so_far]
     pair_keys = combine(users, coding.size, items, len(known_items), overwrite=True)
-    del items
-    del users, item_position
+    del users, items, item_position
     stamps = pd.to_datetime(ratings[rated_at], utc=True).array.asi8 if stamped else None  # a view, no copy
     superseded, duplicate = np.zeros(len(ratings), dtype=bool), np.zeros(len(ratings), dtype=bool)
     superseded[valid_so_far], duplicate[valid_so_far] = _repeated_copies(

@@ -15,6 +15,13 @@ def first_failed(checks: list[tuple[str, Column]]) -> Column:
     return reason
 
 
+def shuffled(frame: DataFrame, *columns: str) -> DataFrame:
+    """Return the frame repartitioned by the columns into the session's shuffle partitions, named so that adaptive
+    execution keeps them rather than merging them into a few large tasks that spill."""
+    partitions = int(frame.sparkSession.conf.get("spark.sql.shuffle.partitions"))
+    return frame.repartition(partitions, *columns)
+
+
 def validate_ratings(
     ratings: DataFrame,
     item_ids: DataFrame,
@@ -51,8 +58,7 @@ def validate_ratings(
     # place: no aggregate joined back on.
     passes = F.col("reason").isNull()
     pair = Window.partitionBy(user, item)
-    partitions = int(ratings.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    judged = rows.repartition(partitions, user, item).withColumn("_copies", F.count(F.when(passes, 1)).over(pair))
+    judged = shuffled(rows, user, item).withColumn("_copies", F.count(F.when(passes, 1)).over(pair))
     keys = [user, item, *([rated_at] if stamped else [])]
     if stamped:
         judged = judged.withColumn("_latest", F.max(F.when(passes, F.col(rated_at))).over(pair))

@@ -57,16 +57,18 @@ def settings() -> SparkSettings:
         if not equals or not key.strip():
             raise ConfigurationError(f"[spark] conf: {pair!r} is not key=value (pairs are separated by |)")
         conf[key.strip()] = value.strip()
+    defaults = SparkSettings()  # the defaults are declared once, on the dataclass
     try:
-        partitions, timeout = int(option("shuffle-partitions", "48")), float(option("master-timeout", "10"))
-        jdbc_partitions = int(option("jdbc-partitions", "8"))
+        partitions = int(option("shuffle-partitions", str(defaults.shuffle_partitions)))
+        timeout = float(option("master-timeout", str(defaults.master_timeout)))
+        jdbc_partitions = int(option("jdbc-partitions", str(defaults.jdbc_partitions)))
     except ValueError as error:
         raise ConfigurationError(f"[spark] shuffle-partitions, jdbc-partitions or master-timeout: {error}") from None
-    extract = option("extract", "copy").lower()
+    extract = option("extract", defaults.extract).lower()
     if extract not in ("copy", "jdbc"):
         raise ConfigurationError(f"[spark] extract: {extract!r} is neither copy nor jdbc")
     return SparkSettings(
-        master=os.environ.get("SPARK_MASTER") or option("master", "local[*]"),
+        master=os.environ.get("SPARK_MASTER") or option("master", defaults.master),
         conf=conf,
         jars=tuple(filter(None, (jar.strip() for jar in option("jars").split(",")))),
         driver_memory=option("driver-memory"),

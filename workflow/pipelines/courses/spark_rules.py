@@ -91,9 +91,8 @@ def courses_to_recommend(
     two frames of rows are shuffled once each by user_id, the window and aggregation keyed by
     (user_id, ...) reuse that partitioning, and the small frames (courses, rankings) are broadcast.
     """
-    partitions = int(ratings.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    ratings = ratings.select("user_id", "course_id").repartition(partitions, "user_id")
-    rated = ratings if rated is None else rated.select("user_id", "course_id").repartition(partitions, "user_id")
+    ratings = spark_ratings.shuffled(ratings.select("user_id", "course_id"), "user_id")
+    rated = ratings if rated is None else spark_ratings.shuffled(rated.select("user_id", "course_id"), "user_id")
     languages = courses.select("course_id", "programming_language")
     ranked = language_rankings(averages, courses)
     rankings = F.broadcast(ranked.select("programming_language", "place", "course_id", "average_rating"))
@@ -135,8 +134,6 @@ def courses_to_recommend(
 def top_recommendations(candidates: DataFrame, per_user: int = 3) -> DataFrame:
     """Return each user's `per_user` candidates with the highest rating, ties by course_id, ranked from 1."""
     by_rating = Window.partitionBy("user_id").orderBy(F.desc("rating"), F.asc("course_id"))
-    # Shuffled by user_id into the session's partitions as they are (small sorts), not coalesced into a few large.
-    partitions = int(candidates.sparkSession.conf.get("spark.sql.shuffle.partitions"))
-    candidates = candidates.repartition(partitions, "user_id")
-    ranked = candidates.withColumn("rank", F.row_number().over(by_rating).cast("long"))
+    rank = F.row_number().over(by_rating).cast("long")
+    ranked = spark_ratings.shuffled(candidates, "user_id").withColumn("rank", rank)
     return ranked.where(F.col("rank") <= per_user).select("user_id", "course_id", "rating", "rank")
