@@ -56,9 +56,9 @@ from case_study import baseline_clean_courses, baseline_extract, baseline_load, 
 from measure import TreePeak
 
 from workflow import config, databases
-from workflow.core.outputs import output_dir
 from workflow.errors import SourceDataError
 from workflow.io import postgres
+from workflow.paths import output_dir
 from workflow.pipelines.courses import demo
 from workflow.pipelines.courses.tasks import (
     AverageCourseRatings,

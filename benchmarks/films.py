@@ -44,8 +44,8 @@ from measure import TreePeak  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from workflow import databases, devdb  # noqa: E402
-from workflow.core.outputs import output_dir  # noqa: E402
 from workflow.io.postgres import connect  # noqa: E402
+from workflow.paths import output_dir  # noqa: E402
 from workflow.pipelines.films import demo, warehouse  # noqa: E402
 
 

@@ -38,9 +38,9 @@ import sqlalchemy as sa
 from measure import TreePeak
 
 from workflow import cli, databases, devspark
-from workflow.core.outputs import output_dir
 from workflow.errors import SourceDataError, WorkflowError
 from workflow.io import postgres
+from workflow.paths import output_dir
 
 SIZES = (2_000_000, 20_000_000)
 LARGE_SIZE = 100_000_000

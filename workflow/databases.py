@@ -7,14 +7,14 @@ from configparser import InterpolationError
 
 import luigi
 
-from workflow.core.outputs import output_dir
 from workflow.devdb import EmbeddedServer
 from workflow.io.urls import driver_url
+from workflow.paths import embedded_server_dir
 
 
 def embedded_server() -> EmbeddedServer:
     """Return the embedded server that lives under the output root."""
-    return EmbeddedServer(output_dir() / "postgres")
+    return EmbeddedServer(embedded_server_dir())
 
 
 def configured_url(option: str, env_var: str) -> str | None:

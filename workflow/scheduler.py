@@ -11,15 +11,10 @@ import urllib.request
 from pathlib import Path
 
 from workflow import databases
-from workflow.core.outputs import PROJECT_ROOT, output_dir
 from workflow.io.urls import driver_url
+from workflow.paths import PROJECT_ROOT, scheduler_dir
 
 TASK_HISTORY_DATABASE = "luigi_task_history"
-
-
-def scheduler_dir() -> Path:
-    """Return the folder of luigid's pid file, log and saved state."""
-    return output_dir() / "luigid"
 
 
 def running_pid() -> int | None:

@@ -13,7 +13,7 @@ import pandas as pd
 from conftest import REPO, Databases
 from reference import brute_force_recommendations
 
-from workflow.io import copy, postgres
+from workflow.io import load, postgres
 from workflow.pipelines.courses import demo
 
 DAY = dt.date(2026, 11, 20)
@@ -53,8 +53,8 @@ def replace_source_tables_with_bigint_ids(url: str, courses: pd.DataFrame, ratin
             "ALTER TABLE courses ALTER course_id TYPE bigint;"
             " ALTER TABLE rating ALTER user_id TYPE bigint, ALTER course_id TYPE bigint"
         )
-        copy.copy_in(connection, "courses", courses)
-        copy.copy_in(connection, "rating", ratings)
+        load.copy_in(connection, "courses", courses)
+        load.copy_in(connection, "rating", ratings)
 
 
 def limit_address_space() -> None:

@@ -12,7 +12,7 @@ import pytest
 from conftest import Databases, frame
 
 import workflow
-from workflow.io import copy
+from workflow.io import extract
 from workflow.pipelines.courses import demo, schemas
 
 DAY = dt.date(2026, 11, 20)
@@ -87,7 +87,7 @@ def test_the_extract_reads_the_stamp_as_utc_and_keeps_rows_without_one(clean: Da
         " (3, 1, 4, '2026-11-21 00:00:00+00'), (4, 1, 4, '2026-11-20 23:59:59.999999+00')",
     )
     end_of_day = dt.datetime(2026, 11, 21, tzinfo=dt.timezone.utc)
-    table, as_of = copy.extract_table(
+    table, as_of = extract.extract_table(
         clean.source,
         "rating",
         schemas.RATING_SCHEMA,

@@ -17,7 +17,7 @@ from test_workflow import COURSES, EXPECTED, RATINGS, daily_rows
 import workflow
 from workflow import devdb
 from workflow.errors import DatabaseUnavailableError, SourceDataError
-from workflow.io import copy
+from workflow.io import extract
 from workflow.pipelines.courses import demo, rules, schemas, warehouse
 
 LOADER_PASSWORD = "Lo4der-s3cret-7f3a"
@@ -136,5 +136,5 @@ def test_a_table_or_schema_name_from_config_is_quoted_never_executed(
     assert result.status == luigi.LuigiStatusCode.FAILED
     assert clean.query(clean.source, "SELECT count(*) FROM courses") == [(len(COURSES),)]
     with pytest.raises(SourceDataError, match="does not exist"):
-        copy.extract_table(clean.source, value if option == "rating_table" else "rating", schemas.RATING_SCHEMA,
+        extract.extract_table(clean.source, value if option == "rating_table" else "rating", schemas.RATING_SCHEMA,
                          schema=value if option == "schema" else None)  # fmt: skip

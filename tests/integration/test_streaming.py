@@ -16,7 +16,7 @@ from conftest import Databases
 from test_workflow import COURSES
 
 from workflow.errors import SourceDataError
-from workflow.io import copy
+from workflow.io import extract
 from workflow.pipelines.courses import demo, schemas, warehouse
 
 DAY = dt.date(2026, 11, 24)
@@ -38,9 +38,9 @@ def many_ratings(clean: Databases) -> Databases:
 def test_the_extract_streams_blocks_into_row_groups_with_the_rows_and_schema_of_the_whole_extract(
     many_ratings: Databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(copy, "BLOCK_SIZE", 64 << 10)  # the table is ~16 blocks
+    monkeypatch.setattr(extract, "BLOCK_SIZE", 64 << 10)  # the table is ~16 blocks
     path = tmp_path / "ratings.parquet"
-    rows, as_of = copy.extract_table_to_parquet(many_ratings.source, "rating", schemas.RATING_SCHEMA, path, **AS_OF)
+    rows, as_of = extract.extract_table_to_parquet(many_ratings.source, "rating", schemas.RATING_SCHEMA, path, **AS_OF)
     written = pq.ParquetFile(path)
     assert as_of and written.metadata.num_row_groups > 5 and rows == written.metadata.num_rows
     expected = many_ratings.query(
@@ -52,7 +52,7 @@ def test_the_extract_streams_blocks_into_row_groups_with_the_rows_and_schema_of_
     table = written.read().sort_by([("user_id", "ascending"), ("course_id", "ascending")])
     assert [tuple(row.values()) for row in table.to_pylist()] == expected
     assert 0 < table.column("rated_at").null_count < rows
-    whole, _ = copy.extract_table(many_ratings.source, "rating", schemas.RATING_SCHEMA, **AS_OF)
+    whole, _ = extract.extract_table(many_ratings.source, "rating", schemas.RATING_SCHEMA, **AS_OF)
     assert written.schema_arrow == whole.schema == table.schema  # rated_at: timestamp[us, tz=UTC]
     assert whole.sort_by([("user_id", "ascending"), ("course_id", "ascending")]).equals(table)
 
@@ -65,16 +65,16 @@ def test_a_bad_value_fails_the_extract_midway_naming_the_table_and_leaves_no_fil
         "DROP TABLE IF EXISTS typed; CREATE TABLE typed AS SELECT n AS id,"
         " CASE WHEN n = 20000 THEN 'x' ELSE n::text END AS value FROM generate_series(1, 1000000) n",
     )
-    monkeypatch.setattr(copy, "BLOCK_SIZE", 64 << 10)
-    monkeypatch.setitem(copy.ACCEPTED_SQL_TYPES, pa.int64(), (sa.Integer, sa.String))  # text read as numbers
+    monkeypatch.setattr(extract, "BLOCK_SIZE", 64 << 10)
+    monkeypatch.setitem(extract.ACCEPTED_SQL_TYPES, pa.int64(), (sa.Integer, sa.String))  # text read as numbers
     columns = pa.schema([("id", pa.int64()), ("value", pa.int64())])
     threads = threading.active_count()
     path = tmp_path / "typed.parquet"
     with pytest.raises(SourceDataError, match="source table 'typed' holds a value of the wrong type"):
-        copy.extract_table_to_parquet(clean.source, "typed", columns, path)
+        extract.extract_table_to_parquet(clean.source, "typed", columns, path)
     assert not path.exists() and threading.active_count() == threads
     clean.query(clean.source, "UPDATE typed SET value = '0' WHERE id = 20000")  # the COPY was cancelled, not left
-    assert copy.extract_table_to_parquet(clean.source, "typed", columns, path) == (1_000_000, False)
+    assert extract.extract_table_to_parquet(clean.source, "typed", columns, path) == (1_000_000, False)
 
 
 def test_a_copy_failing_midway_raises_the_server_error_and_leaves_no_file_or_thread(
@@ -85,14 +85,14 @@ def test_a_copy_failing_midway_raises_the_server_error_and_leaves_no_file_or_thr
         "DROP VIEW IF EXISTS failing; CREATE VIEW failing AS"
         " SELECT n::bigint AS id, (1 / (200000 - n))::bigint AS value FROM generate_series(1, 200000) n",
     )
-    monkeypatch.setattr(copy, "BLOCK_SIZE", 64 << 10)
+    monkeypatch.setattr(extract, "BLOCK_SIZE", 64 << 10)
     columns = pa.schema([("id", pa.int64()), ("value", pa.int64())])
     threads = threading.active_count()
     path = tmp_path / "failing.parquet"
     with pytest.raises(psycopg2.errors.DivisionByZero):
-        copy.extract_table_to_parquet(clean.source, "failing", columns, path)
+        extract.extract_table_to_parquet(clean.source, "failing", columns, path)
     with pytest.raises(psycopg2.errors.DivisionByZero):
-        copy.extract_table(clean.source, "failing", columns)
+        extract.extract_table(clean.source, "failing", columns)
     assert not path.exists() and threading.active_count() == threads
 
 
@@ -101,7 +101,7 @@ def test_an_empty_extract_fails_as_before_and_leaves_no_file(clean: Databases, t
     clean.query(clean.source, "TRUNCATE courses")
     path = tmp_path / "courses.parquet"
     with pytest.raises(SourceDataError, match="source table 'courses' has no rows; refusing"):
-        copy.extract_table_to_parquet(clean.source, "courses", schemas.COURSES_SCHEMA, path)
+        extract.extract_table_to_parquet(clean.source, "courses", schemas.COURSES_SCHEMA, path)
     assert not path.exists()
 
 

@@ -15,7 +15,7 @@ from conftest import REPO, SHARED, Databases, frame
 
 import workflow
 from workflow import devdb
-from workflow.io import copy
+from workflow.io import extract
 from workflow.pipelines.courses import demo, schemas, warehouse
 
 DAY = dt.date(2026, 11, 24)
@@ -214,8 +214,8 @@ def test_the_real_case_study_data(clean: Databases) -> None:
     build()
     from reference import brute_force_recommendations  # noqa: PLC0415
 
-    source = copy.extract_table(clean.source, "rating", schemas.RATING_SCHEMA)[0].to_pandas()
-    courses = copy.extract_table(clean.source, "courses", schemas.COURSES_SCHEMA)[0].to_pandas()
+    source = extract.extract_table(clean.source, "rating", schemas.RATING_SCHEMA)[0].to_pandas()
+    courses = extract.extract_table(clean.source, "courses", schemas.COURSES_SCHEMA)[0].to_pandas()
     courses["programming_language"] = courses["programming_language"].fillna("r")
     expected = brute_force_recommendations(source, courses[["course_id", "programming_language"]], per_user=3)
     loaded = pd.DataFrame(daily_rows(clean), columns=["user_id", "course_id", "rating", "rank"])

@@ -9,9 +9,9 @@ from conftest import frame
 from engines import Rules
 from reference import brute_force_recommendations
 
-from workflow.core import quality
 from workflow.errors import InvalidSourceDataError
 from workflow.pipelines.courses import schemas
+from workflow.rules import quality
 
 
 def assert_rows(actual: pd.DataFrame, expected: list[tuple], columns: str) -> None:

@@ -1,1 +1,1 @@
-"""What every pipeline builds on: outputs by date, dated tasks with run records, data quality, exact ids."""
+"""The luigi task kit every pipeline builds on: pipeline declarations, dated targets and run records, dated loads."""

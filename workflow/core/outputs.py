@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import logging
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,20 +13,14 @@ from typing import IO
 
 from workflow.errors import DateInUseError
 from workflow.io.files import TEMPORARY_PATTERNS
+from workflow.paths import output_dir
 
 log = logging.getLogger("luigi-interface.workflow.outputs")
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 LOCK_NAME = ".lock"
 
 # The dates this process uses: a shared lock on each, held until the process exits.
 _held: dict[Path, IO] = {}
-
-
-def output_dir() -> Path:
-    """Return the root of parquet targets and the embedded server's data (WORKFLOW_OUTPUT_DIR or output/)."""
-    return Path(os.environ.get("WORKFLOW_OUTPUT_DIR") or PROJECT_ROOT / "output").resolve()
 
 
 def date_dir(date: dt.date) -> Path:

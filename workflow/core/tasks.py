@@ -15,7 +15,7 @@ import luigi
 import pandas as pd
 
 from workflow import config, engines
-from workflow.core import outputs, quality
+from workflow.core import outputs
 from workflow.errors import (
     ConfigurationError,
     DatabaseUnavailableError,
@@ -25,6 +25,7 @@ from workflow.errors import (
     WorkflowError,
 )
 from workflow.io import files, parquet
+from workflow.rules import quality
 
 log = logging.getLogger("luigi-interface.workflow.tasks")
 

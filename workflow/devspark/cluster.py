@@ -24,8 +24,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from workflow.core.outputs import output_dir
 from workflow.errors import WorkflowError
+from workflow.paths import spark_dir
 
 log = logging.getLogger("luigi-interface.workflow.devspark")
 
@@ -67,7 +67,7 @@ class Cluster:
 
 def default_folder() -> Path:
     """Return the cluster's default state folder: `<output>/spark/`."""
-    return output_dir() / "spark"
+    return spark_dir()
 
 
 def spark_home() -> Path:

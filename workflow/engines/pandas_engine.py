@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from workflow.io import copy, memory, parquet
+from workflow.io import extract, memory, parquet
 from workflow.io.files import temporary_name
 
 
@@ -34,10 +34,10 @@ class PandasEngine:
     def extract(
         self, url: str, table: str, columns: pa.Schema, path: str, task: object = None, **options: object
     ) -> bool:
-        """Stream a source table into a parquet file with COPY (copy.extract_table_to_parquet's options); return
+        """Stream a source table into a parquet file with COPY (extract.extract_table_to_parquet's options); return
         whether it was read as of a time."""
         temporary = temporary_name(Path(path))
-        _, as_of = copy.extract_table_to_parquet(url, table, columns, temporary, **options)
+        _, as_of = extract.extract_table_to_parquet(url, table, columns, temporary, **options)
         parquet.publish(temporary, Path(path))
         return as_of
 

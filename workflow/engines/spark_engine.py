@@ -200,7 +200,7 @@ class SparkEngine:
         jdbc`, read by the executors over JDBC in ranges of its first column; return whether it was read as of a
         time."""
         from workflow.engines import pandas_engine, spark_jdbc  # noqa: PLC0415
-        from workflow.io.copy import checked_extract  # noqa: PLC0415
+        from workflow.io.extract import checked_extract  # noqa: PLC0415
 
         if self.settings.extract != "jdbc":
             self.start_soon()  # the session starts while the driver streams COPY into the target

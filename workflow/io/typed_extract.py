@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import ColumnElement
 
 from workflow.errors import SourceDataError
-from workflow.io.copy import _copy_out
+from workflow.io.extract import _copy_out
 from workflow.io.postgres import connect
 from workflow.io.urls import safe_url
 

@@ -14,12 +14,12 @@ import psycopg2
 
 from workflow.devdb import EmbeddedServer  # this package's one import of the embedded server
 from workflow.errors import ConfigurationError, EmbeddedServerError
+from workflow.paths import embedded_server_dir
 from workflow.server import urls
 from workflow.server.queries import sql
 
 READER_ROLE = "recommendations_reader"
 PASSWORD_FILE = "reader.password"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # Connections per server process: a few keep two cores busy; more only add PostgreSQL backends.
 DEFAULT_POOL_SIZE = 4
 
@@ -47,14 +47,9 @@ def pool_size() -> int:
     return int(text)
 
 
-def output_root() -> Path:
-    """Return the output root (WORKFLOW_OUTPUT_DIR or <repository>/output), as the pipeline has it."""
-    return Path(os.environ.get("WORKFLOW_OUTPUT_DIR") or PROJECT_ROOT / "output").resolve()
-
-
 def embedded_server() -> EmbeddedServer:
     """Return the embedded server under the output root (not started)."""
-    return EmbeddedServer(output_root() / "postgres")
+    return EmbeddedServer(embedded_server_dir())
 
 
 def database() -> Database:

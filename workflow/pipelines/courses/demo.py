@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from workflow.io.copy import copy_in
+from workflow.io.load import copy_in
 from workflow.io.postgres import connect
 from workflow.pipelines.courses.warehouse import sql
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from workflow.core import ratings as ratings_rules
-from workflow.core.ids import codes, combine, int64_ids, positions
-from workflow.core.quality import split_by_checks
 from workflow.pipelines.courses.schemas import COURSE_COLUMNS
+from workflow.rules import ratings as ratings_rules
+from workflow.rules.ids import codes, combine, int64_ids, positions
+from workflow.rules.quality import split_by_checks
 
 
 def clean_courses(courses: pd.DataFrame, language_fill: str) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812
 
-from workflow.core import spark_ratings
 from workflow.pipelines.courses.schemas import COURSE_COLUMNS
+from workflow.rules import spark_ratings
 
 # What Python's str.strip() removes (str.isspace): Spark's trim() strips spaces only.
 WHITESPACE = r"[\t\n\x0B\f\r\x1C-\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from workflow.core import dated_load
 from workflow.core.dated_load import Marker, load_once
-from workflow.io.copy import copy_in, copy_in_binary
+from workflow.io.load import copy_in, copy_in_binary
 from workflow.io.postgres import connect, read_sql
 from workflow.io.urls import safe_url
 from workflow.pipelines.courses.schemas import RECOMMENDATION_COLUMNS, RECOMMENDATION_LAYOUT

@@ -8,7 +8,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from workflow.io.copy import copy_in
+from workflow.io.load import copy_in
 from workflow.io.postgres import connect
 from workflow.io.typed_extract import table_exists
 from workflow.pipelines.films.warehouse import sql

@@ -9,9 +9,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from workflow.core import ratings as ratings_rules
-from workflow.core.ids import codes, combine, int64_ids, positions
-from workflow.core.quality import split_by_checks
+from workflow.rules import ratings as ratings_rules
+from workflow.rules.ids import codes, combine, int64_ids, positions
+from workflow.rules.quality import split_by_checks
 
 
 def _cents(rate: object) -> int | None:

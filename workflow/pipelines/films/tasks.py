@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from workflow import config, databases
 from workflow.core.tasks import ParquetTask, WarehouseLoadTask, end_of_day, refuse_unfinished_day
 from workflow.engines import pandas_engine
-from workflow.io.copy import extract_table
+from workflow.io.extract import extract_table
 from workflow.io.postgres import has_column
 from workflow.io.typed_extract import extract_whole_table, table_exists
 from workflow.io.urls import safe_url

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from workflow.core.dated_load import Marker, forget_load, load_once, loaded_dates
-from workflow.io.copy import copy_in
+from workflow.io.load import copy_in
 from workflow.io.postgres import connect, read_sql
 from workflow.io.urls import safe_url
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from workflow.core.ids import codes, combine, int64_ids, positions
-from workflow.core.quality import split_by_checks
+from workflow.rules.ids import codes, combine, int64_ids, positions
+from workflow.rules.quality import split_by_checks
 
 
 def validate_ratings(

@@ -1,0 +1,1 @@
+"""The rules every pipeline shares, pure: frames in, frames out (exact ids, data quality, validated ratings)."""
