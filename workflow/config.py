@@ -63,3 +63,41 @@ class engine(luigi.Config):  # noqa: N801
         default="", description="pandas (the default) or spark; --engine-name, then WORKFLOW_ENGINE, then this "
         "decide"
     )  # fmt: skip
+
+
+class database(luigi.Config):  # noqa: N801
+    """The databases' URLs ([database] in luigi.cfg); the environment variables come first (workflow.databases)."""
+
+    source_url = luigi.OptionalParameter(default=None, description="the application database (SOURCE_DATABASE_URL "
+                                         "first)")  # fmt: skip
+    dwh_url = luigi.OptionalParameter(default=None, description="the warehouse (DWH_DATABASE_URL first)")
+    films_url = luigi.OptionalParameter(default=None, description="the film pipeline's Pagila (FILMS_DATABASE_URL "
+                                        "first)")  # fmt: skip
+
+
+class spark(luigi.Config):  # noqa: N801
+    """The Spark engine's settings ([spark] in luigi.cfg; option names as in luigi.contrib.spark where they overlap).
+
+    The current names use underscores; luigi still reads the older dashed ones (driver-memory, ...), with a
+    deprecation warning.
+    """
+
+    master = luigi.Parameter(default="local[*]", description="local[*], local[2] or spark://host:7077; SPARK_MASTER "
+                             "in the environment comes first")  # fmt: skip
+    conf = luigi.Parameter(default="", description="other Spark settings: key=value pairs separated by |")
+    jars = luigi.Parameter(default="", description="extra jars, comma-separated")
+    driver_memory = luigi.Parameter(default="")
+    executor_memory = luigi.Parameter(default="")
+    shuffle_partitions = luigi.IntParameter(
+        default=48,
+        description="partitions of each shuffle: about one per 400,000 ratings",
+    )  # fmt: skip
+    master_timeout = luigi.FloatParameter(
+        default=10.0,
+        description="seconds a spark:// master has to accept a connection",
+    )  # fmt: skip
+    extract = luigi.ChoiceParameter(
+        default="copy", choices=["copy", "jdbc"], var_type=str,
+        description="copy (COPY streamed on the driver) or jdbc (the executors read in ranges of the first column)",
+    )  # fmt: skip
+    jdbc_partitions = luigi.IntParameter(default=8)

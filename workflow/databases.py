@@ -7,6 +7,7 @@ from configparser import InterpolationError
 
 import luigi
 
+from workflow import config
 from workflow.devdb import EmbeddedServer
 from workflow.io.urls import driver_url
 from workflow.paths import embedded_server_dir
@@ -22,10 +23,18 @@ def configured_url(option: str, env_var: str) -> str | None:
     if os.environ.get(env_var):
         return driver_url(os.environ[env_var], env_var)
     try:
-        value = luigi.configuration.get_config().get("database", option, None)
-    except InterpolationError:  # luigi.cfg says ${ENV_VAR} and the variable is unset
-        return None
+        value = getattr(config.database(), option)
+    except InterpolationError:  # an older luigi.cfg's `${ENV_VAR}` with the variable unset: that option is unset
+        value = _uninterpolated(option)
     return driver_url(value, f"[database] {option}") if value else None
+
+
+def _uninterpolated(option: str) -> str | None:
+    """Return one [database] option when another one refers to an unset variable (None when it is such a one)."""
+    try:
+        return luigi.configuration.get_config().get("database", option, None)
+    except InterpolationError:
+        return None
 
 
 def _database_url(option: str, env_var: str, embedded_database: str) -> str:

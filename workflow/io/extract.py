@@ -1,4 +1,4 @@
-"""COPY in and out of PostgreSQL: a source table streamed into Arrow or parquet, frames or batches into tables."""
+"""COPY out of PostgreSQL: a source table, its columns and types checked, streamed into Arrow or parquet."""
 
 from __future__ import annotations
 
