@@ -59,6 +59,7 @@ from workflow import config, databases
 from workflow.errors import SourceDataError
 from workflow.io import postgres
 from workflow.paths import output_dir
+from workflow.pipelines.courses import PIPELINE as COURSES_PIPELINE
 from workflow.pipelines.courses import demo
 from workflow.pipelines.courses.tasks import (
     AverageCourseRatings,
@@ -144,7 +145,7 @@ def child_generate(args: argparse.Namespace) -> dict:
     """Fill the source database with the synthetic data set and describe it."""
     start = time.perf_counter()
     courses, ratings = demo.demo_data(args.ratings, until=args.date)  # all rated by the end of the date
-    demo.replace_source_tables(databases.source_url(), courses, ratings)
+    demo.replace_source_tables(databases.url_of(COURSES_PIPELINE.source), courses, ratings)
     return {
         "seconds": time.perf_counter() - start,
         "courses": len(courses),
@@ -163,7 +164,7 @@ def child_baseline_total(args: argparse.Namespace) -> dict:
     """Run the whole baseline in one process, in memory."""
 
     def work() -> None:
-        courses, rating = baseline_extract(databases.source_url())
+        courses, rating = baseline_extract(databases.url_of(COURSES_PIPELINE.source))
         baseline_load(databases.warehouse_url(), baseline_transform(courses, rating))
 
     return {"seconds": timed(work)}
@@ -172,7 +173,7 @@ def child_baseline_total(args: argparse.Namespace) -> dict:
 def child_baseline_extract(args: argparse.Namespace) -> dict:
     """Run the baseline's extraction and hand its tables over as parquet."""
     start = time.perf_counter()
-    courses, rating = baseline_extract(databases.source_url())
+    courses, rating = baseline_extract(databases.url_of(COURSES_PIPELINE.source))
     seconds = time.perf_counter() - start
     courses.to_parquet(args.workdir / "baseline_courses.parquet")
     rating.to_parquet(args.workdir / "baseline_rating.parquet")
@@ -252,7 +253,7 @@ def forget_load(date: dt.date) -> None:
 
 def checkpoint() -> None:
     """Flush the databases' pending writes, so that no step pays for the checkpoint of the one before."""
-    for url in dict.fromkeys((databases.source_url(), databases.warehouse_url())):
+    for url in dict.fromkeys((databases.url_of(COURSES_PIPELINE.source), databases.warehouse_url())):
         try:
             with postgres.connect(url) as connection:
                 connection.exec_driver_sql("CHECKPOINT")
@@ -399,7 +400,7 @@ def report(
 def check_databases(allow_configured: bool) -> None:
     """Refuse to overwrite databases that were configured rather than the embedded server's own."""
     server = databases.embedded_server()
-    embedded = server.port() is not None and (databases.source_url(), databases.warehouse_url()) == (
+    embedded = server.port() is not None and (databases.url_of(COURSES_PIPELINE.source), databases.warehouse_url()) == (
         server.url("datacamp_application"),
         server.url("dwh"),
     )
@@ -412,7 +413,7 @@ def check_databases(allow_configured: bool) -> None:
 
 def run_benchmark(args: argparse.Namespace) -> None:
     """Generate the data set, measure both approaches, and print the results."""
-    databases.source_url()  # start the embedded server before checking which databases are in use
+    databases.url_of(COURSES_PIPELINE.source)  # start the embedded server before checking which databases are in use
     check_databases(args.allow_configured_databases)
     output_dir().mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="bench-", dir=output_dir()))

@@ -44,9 +44,11 @@ from measure import TreePeak  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
 from workflow import databases, devdb  # noqa: E402
+from workflow.core import dated_load  # noqa: E402
 from workflow.io.postgres import connect  # noqa: E402
 from workflow.paths import output_dir  # noqa: E402
-from workflow.pipelines.films import demo, warehouse  # noqa: E402
+from workflow.pipelines import films  # noqa: E402
+from workflow.pipelines.films import demo  # noqa: E402
 
 
 def run_sampled(command: list[str], log_path: Path) -> tuple[int, Sample]:
@@ -70,7 +72,7 @@ def psql(url: str, *arguments: str) -> None:
 
 def fresh_source() -> str:
     """Drop and recreate the films source database and the warehouse's `store` schema; return the source URL."""
-    url = databases.films_url()
+    url = databases.url_of(films.PIPELINE.source)
     name, admin = make_url(url).database, make_url(url).set(database="postgres")
     psql(admin.render_as_string(hide_password=False), "-c", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
          "-c", f'CREATE DATABASE "{name}"')  # fmt: skip
@@ -93,7 +95,7 @@ def measure(name: str, runs: int, workers: int, workdir: Path) -> tuple[int, Sam
     samples, rows = [], set()
     for run in range(runs):
         shutil.rmtree(output_dir() / f"{DATE}", ignore_errors=True)
-        warehouse.forget_film_load(databases.warehouse_url(), DATE)
+        dated_load.forget_load(databases.warehouse_url(), films.PIPELINE.marker, DATE)
         checkpoint()
         code, sample = run_sampled(command, workdir / f"{name}-{run}.log")
         if code != 0:

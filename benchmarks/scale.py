@@ -41,6 +41,7 @@ from workflow import cli, databases, devspark
 from workflow.errors import SourceDataError, WorkflowError
 from workflow.io import postgres
 from workflow.paths import output_dir
+from workflow.pipelines.courses import PIPELINE as COURSES_PIPELINE
 
 SIZES = (2_000_000, 20_000_000)
 LARGE_SIZE = 100_000_000
@@ -154,7 +155,7 @@ def report(results: list[Result]) -> str:
 
 def run(args: argparse.Namespace) -> None:
     """Generate each size's data set, run every mode on it, and print the table (of what ran, even after a fault)."""
-    databases.source_url()  # start the embedded server before checking which databases are in use
+    databases.url_of(COURSES_PIPELINE.source)  # start the embedded server before checking which databases are in use
     bench.check_databases(allow_configured=False)
     output_dir().mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="scale-", dir=output_dir()))

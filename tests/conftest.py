@@ -76,12 +76,14 @@ def databases() -> Iterator[Databases]:
     output.mkdir(mode=0o755, parents=True)
     os.environ["WORKFLOW_OUTPUT_DIR"] = str(output)
     from workflow import databases  # noqa: PLC0415  (after WORKFLOW_OUTPUT_DIR is set)
+    from workflow.pipelines import courses  # noqa: PLC0415
 
     external = bool(os.environ.get("SOURCE_DATABASE_URL") and os.environ.get("DWH_DATABASE_URL"))
     if not external:
         databases.embedded_server().ensure_running()
     try:
-        yield Databases(source=databases.source_url(), warehouse=databases.warehouse_url(), output=output)
+        source = databases.url_of(courses.PIPELINE.source)
+        yield Databases(source=source, warehouse=databases.warehouse_url(), output=output)
     finally:
         if not external:
             databases.embedded_server().remove()  # stops it and deletes its cluster, wherever it lives

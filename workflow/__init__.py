@@ -1,48 +1,17 @@
 """Daily course recommendations as a Luigi task graph: `luigi --module workflow RecommendationsTask` finds them here.
 
-The pipelines' tasks are registered with luigi when this package is imported with luigi loaded (as
-`luigi --module workflow` does); otherwise they load on first use, so the read server, which never
-imports luigi, lives in the same package.
+Every task of every pipeline in workflow.registry is registered with luigi when this package is imported with
+luigi loaded (as `luigi --module workflow` does); otherwise the tasks load on first use (`workflow.FilmsTask`),
+so the read server, which never imports luigi, lives in the same package.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
 REPOSITORY_CONFIG = Path(__file__).resolve().parent.parent / "luigi.cfg"
-
-# Every task users run by name, and the module that defines it.
-TASKS = {
-    name: "workflow.pipelines.courses.tasks"
-    for name in (
-        "AverageCourseRatings",
-        "CleanedCourses",
-        "CoursesToRecommend",
-        "ExtractedCourses",
-        "ExtractedRatings",
-        "RecommendationsTask",
-        "TopRecommendations",
-        "ValidRatings",
-    )
-}
-TASKS.update(
-    {
-        name: "workflow.pipelines.films.tasks"
-        for name in (
-            "ExtractedFilms",
-            "ExtractedRentals",
-            "FilmRatings",
-            "FilmRecommendations",
-            "FilmRentalRates",
-            "FilmsTask",
-            "SourceTable",
-        )
-    }
-)
-TASKS["DailyPipelines"] = "workflow.pipelines.daily"  # both pipelines of a date (crontab, RangeDaily)
-__all__ = [*TASKS, "recommendations_for_user"]  # noqa: PLE0604
+__all__ = ["recommendations_for_user"]
 
 
 def use_repository_config() -> None:
@@ -62,8 +31,14 @@ def recommendations_for_user(user_id: int, threshold: float = 4.5) -> list[str]:
 
 
 def __getattr__(name: str) -> object:
-    if name in TASKS:
-        return getattr(importlib.import_module(TASKS[name]), name)
+    """Return a task of the registry's pipelines, or DailyPipelines, by its name (importing luigi on first use)."""
+    if not name[:1].isupper():  # task names are CamelCase; `from workflow import registry` asks for submodules here
+        raise AttributeError(f"module 'workflow' has no attribute {name!r}")
+    from workflow import daily, registry  # noqa: PLC0415
+
+    tasks = {**registry.tasks_by_name(), "DailyPipelines": daily.DailyPipelines}
+    if name in tasks:
+        return tasks[name]
     raise AttributeError(f"module 'workflow' has no attribute {name!r}")
 
 
@@ -71,5 +46,6 @@ if "luigi" in sys.modules:  # started by luigi: register every task so `--module
     use_repository_config()
     import luigi.tools.range  # noqa: F401  (RangeDaily and friends)
 
-    for _module in sorted(set(TASKS.values())):
-        importlib.import_module(_module)
+    from workflow import daily, registry  # noqa: F401  (daily: DailyPipelines is a task too)
+
+    registry.tasks_by_name()  # imports each pipeline's tasks, which registers them with luigi

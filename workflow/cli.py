@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import functools
 import json
 import logging
 import shutil
 import sys
-from collections.abc import Callable
 
-from workflow import databases, devspark, scheduler, use_repository_config
-from workflow.core import outputs
+from workflow import databases, devspark, registry, scheduler, use_repository_config
+from workflow.core import dated_load, outputs
+from workflow.core.pipeline import Pipeline
 from workflow.errors import WorkflowError
 from workflow.io.urls import safe_url
+from workflow.pipelines import courses, films
 from workflow.pipelines.courses import demo, warehouse
 from workflow.pipelines.films import demo as film_demo
 from workflow.pipelines.films import warehouse as film_warehouse
@@ -31,17 +31,17 @@ def recommend(args: argparse.Namespace) -> None:
 
 def demo_data(args: argparse.Namespace) -> None:
     """Fill the source databases with the synthetic data sets: courses and ratings, and Pagila-shaped films."""
-    url = databases.source_url()
+    url = databases.url_of(courses.PIPELINE.source)
     if args.if_empty and demo.source_row_count(url) > 0:
         print(f"source {safe_url(url)} already holds ratings; left as it is")
     else:
-        courses, ratings = demo.demo_data(args.ratings, until=args.until, seed=args.seed)
-        demo.replace_source_tables(url, courses, ratings)
+        catalogue, ratings = demo.demo_data(args.ratings, until=args.until, seed=args.seed)
+        demo.replace_source_tables(url, catalogue, ratings)
         print(
-            f"source {safe_url(url)}: wrote {len(courses):,} courses and {len(ratings):,} ratings "
+            f"source {safe_url(url)}: wrote {len(catalogue):,} courses and {len(ratings):,} ratings "
             f"by {ratings['user_id'].nunique():,} users"
         )
-    films_url = databases.films_url()
+    films_url = databases.url_of(films.PIPELINE.source)
     if args.if_empty and film_demo.has_films(films_url):
         print(f"films source {safe_url(films_url)} already holds a film table; left as it is")
         return
@@ -50,7 +50,7 @@ def demo_data(args: argparse.Namespace) -> None:
 
 
 def invalidate(args: argparse.Namespace) -> None:
-    """Forget dates (their parquet targets and warehouse load marker) so the next run recomputes them."""
+    """Forget dates (their parquet targets and every pipeline's load marker) so the next run recomputes them."""
     last = args.to or args.date
     url = databases.warehouse_url()
     for offset in range((last - args.date).days + 1):
@@ -58,12 +58,11 @@ def invalidate(args: argparse.Namespace) -> None:
         with outputs.exclusive(date) as targets:  # never under a run of the date that is still going on
             had_targets = targets.exists()
             shutil.rmtree(targets, ignore_errors=True)
-        had_load = warehouse.forget_load(url, date)
-        had_films = film_warehouse.forget_film_load(url, date)
-        print(
-            f"{date}: removed {'targets' if had_targets else 'no targets'}, {'load marker' if had_load else 'no load'}"
-            f", {'film load marker' if had_films else 'no film load'}"
-        )
+        forgotten = [
+            f"{pipeline.name} {'load marker' if dated_load.forget_load(url, pipeline.marker, date) else 'no load'}"
+            for pipeline in registry.pipelines()
+        ]
+        print(f"{date}: removed {'targets' if had_targets else 'no targets'}, {', '.join(forgotten)}")
 
 
 def status(args: argparse.Namespace) -> None:
@@ -81,18 +80,19 @@ def status(args: argparse.Namespace) -> None:
         outcome = record.get("status", "done")
         print(f"{record['task']:<22} {outcome:<6} {record['finished_at']}  {record['duration_s']:>7.2f} s  {details}")
     url = databases.warehouse_url()
-    print_load_state(args.date, " films", functools.partial(film_warehouse.loaded_film_dates, url))
-    print_load_state(args.date, "", functools.partial(warehouse.loaded_dates, url))
+    for pipeline in registry.pipelines():
+        print_load_state(url, args.date, pipeline)
 
 
-def print_load_state(date: dt.date, what: str, loaded_dates: Callable[..., set[dt.date]]) -> None:
-    """Print whether the warehouse holds the date's load (`what` names which), whole or as a partial day."""
-    if date in loaded_dates([date]):
-        print(f"warehouse: {date}{what} loaded")
-    elif date in loaded_dates([date], include_partial=True):
-        print(f"warehouse: {date}{what} loaded as a partial day (recomputed by the first run after it ends)")
+def print_load_state(url: str, date: dt.date, pipeline: Pipeline) -> None:
+    """Print whether the warehouse holds the pipeline's load of the date, whole or as a partial day."""
+    what = f"warehouse: {date} {pipeline.name}"
+    if date in dated_load.loaded_dates(url, pipeline.marker, [date]):
+        print(f"{what} loaded")
+    elif date in dated_load.loaded_dates(url, pipeline.marker, [date], include_partial=True):
+        print(f"{what} loaded as a partial day (recomputed by the first run after it ends)")
     else:
-        print(f"warehouse: {date}{what} not loaded")
+        print(f"{what} not loaded")
 
 
 def run_scheduler(args: argparse.Namespace) -> None:
@@ -133,21 +133,21 @@ def add_spark_command(commands: argparse._SubParsersAction) -> None:
     command.set_defaults(handler=spark)
 
 
-def films(args: argparse.Namespace) -> None:
+def film_query(args: argparse.Namespace) -> None:
     """Print what the case study's film query returns: each current film's recommended film ids."""
     for film_id, recommended in film_warehouse.current_recommendations(databases.warehouse_url(), args.limit):
         print(f"{film_id:>6}  {recommended}")
 
 
 def summary(args: argparse.Namespace) -> None:
-    """Print the warehouse's loads and the current recommendations of a few users."""
+    """Print each pipeline's loads in the warehouse, with a few examples of what it holds."""
     url = databases.warehouse_url()
-    for date, n_recommendations, n_users in warehouse.loads(url):
-        print(f"loaded {date}: {n_recommendations:,} recommendations for {n_users:,} users")
-    for user_id in warehouse.some_users(url, args.users):
-        print(f"user {user_id}:")
-        for title, rating in warehouse.recommended_titles(url, user_id, 0):
-            print(f"  {rating:.3f}  {title}")
+    for pipeline in registry.pipelines():
+        lines = pipeline.summary(url, args.users) if pipeline.summary else []
+        if not lines:
+            loaded = dated_load.all_loaded_dates(url, pipeline.marker)
+            lines = [f"{pipeline.name}: {len(loaded)} loaded date(s)" + (f", newest {max(loaded)}" if loaded else "")]
+        print("\n".join(lines))
 
 
 def database(args: argparse.Namespace) -> None:
@@ -159,9 +159,9 @@ def database(args: argparse.Namespace) -> None:
         server.stop()
         print(f"embedded server in {server.root} stopped")
         return
-    print(f"source:    {safe_url(databases.source_url())}")
-    print(f"warehouse: {safe_url(databases.warehouse_url())}")
-    print(f"films:     {safe_url(databases.films_url())}")
+    for pipeline in registry.pipelines():
+        print(f"{pipeline.name + ' source:':<16}{safe_url(databases.url_of(pipeline.source))}")
+    print(f"{'warehouse:':<16}{safe_url(databases.warehouse_url())}")
 
 
 def yesterday() -> dt.date:
@@ -215,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--users", type=int, default=3)
     command.set_defaults(handler=summary)
 
-    command = commands.add_parser("films", help=films.__doc__)
+    command = commands.add_parser("films", help=film_query.__doc__)
     command.add_argument("--limit", type=int, default=10)
-    command.set_defaults(handler=films)
+    command.set_defaults(handler=film_query)
 
     command = commands.add_parser("db", help=database.__doc__)
     command.add_argument("action", choices=["start", "stop", "url"])

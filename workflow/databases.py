@@ -1,14 +1,18 @@
-"""Which database a run uses, decided in one place: the configured URL, or the embedded server on first need."""
+"""Which database a run uses, decided in one place: the configured URL, or the embedded server on first need; and
+how connections to it retry."""
 
 from __future__ import annotations
 
 import os
 from configparser import InterpolationError
+from pathlib import Path
 
 import luigi
 
 from workflow import config
+from workflow.core.pipeline import Source
 from workflow.devdb import EmbeddedServer
+from workflow.io import postgres
 from workflow.io.urls import driver_url
 from workflow.paths import embedded_server_dir
 
@@ -37,37 +41,26 @@ def _uninterpolated(option: str) -> str | None:
         return None
 
 
-def _database_url(option: str, env_var: str, embedded_database: str) -> str:
-    """Return the configured URL, or that of a database on the embedded server (started if need be)."""
-    url = configured_url(option, env_var)
+# The warehouse every pipeline loads into.
+WAREHOUSE = Source("DWH_DATABASE_URL", "dwh_url", "dwh")
+_created: set[tuple[Path, str]] = set()  # embedded databases this process made sure exist
+
+
+def url_of(source: Source) -> str:
+    """Return the URL of a database: configured, or one of the embedded server's (started and created if need be)."""
+    settings = config.connection()
+    postgres.use_retry(postgres.Retry(settings.attempts, settings.first_wait, settings.timeout))
+    url = configured_url(source.option, source.env_var)
     if url:
         return url
     server = embedded_server()
     server.ensure_running()
-    return server.url(embedded_database)
-
-
-def source_url() -> str:
-    """Return the URL of the application (source) database."""
-    return _database_url("source_url", "SOURCE_DATABASE_URL", "datacamp_application")
-
-
-def films_url() -> str:
-    """Return the URL of the film pipeline's source (Pagila): FILMS_DATABASE_URL, else `pagila` embedded."""
-    url = configured_url("films_url", "FILMS_DATABASE_URL")
-    if url:
-        return url
-    server = embedded_server()
-    server.ensure_running()
-    if server.root not in _pagila_checked:  # a server started before `pagila` was one of its databases lacks it
-        server.create_databases("pagila")
-        _pagila_checked.add(server.root)
-    return server.url("pagila")
-
-
-_pagila_checked: set = set()
+    if (server.root, source.embedded_database) not in _created:  # a server started before the pipeline existed
+        server.create_databases(source.embedded_database)
+        _created.add((server.root, source.embedded_database))
+    return server.url(source.embedded_database)
 
 
 def warehouse_url() -> str:
     """Return the URL of the data warehouse."""
-    return _database_url("dwh_url", "DWH_DATABASE_URL", "dwh")
+    return url_of(WAREHOUSE)

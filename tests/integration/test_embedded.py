@@ -87,9 +87,9 @@ def test_a_checkout_in_a_private_folder_gets_a_server_and_its_folders_stay_as_th
     port = server.port()
     assert port is not None
     assert started.stdout == (
-        f"source:    postgresql+psycopg2://postgres@127.0.0.1:{port}/datacamp_application\n"
-        f"warehouse: postgresql+psycopg2://postgres@127.0.0.1:{port}/dwh\n"
-        f"films:     postgresql+psycopg2://postgres@127.0.0.1:{port}/pagila\n"
+        f"courses source: postgresql+psycopg2://postgres@127.0.0.1:{port}/datacamp_application\n"
+        f"films source:   postgresql+psycopg2://postgres@127.0.0.1:{port}/pagila\n"
+        f"warehouse:      postgresql+psycopg2://postgres@127.0.0.1:{port}/dwh\n"
     )
     cluster = server.cluster_dir
     if AS_ROOT:  # outside the private folder, in a folder of the server's account, which the location file names

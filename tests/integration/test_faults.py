@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import REPO, Databases
 
-from workflow.core import outputs
+from workflow.core import dated_load, outputs
 from workflow.databases import embedded_server
-from workflow.pipelines.courses import demo, warehouse
+from workflow.pipelines.courses import PIPELINE, demo
 
 REFERENCE = dt.date(2026, 11, 10)
 N_RATINGS = 1_000_000
@@ -119,7 +119,7 @@ def test_a_run_killed_at_any_point_leaves_nothing_partial_and_the_rerun_equals_a
 
     for target in folder.glob("*.parquet"):  # every target that exists is whole
         assert pq.read_table(target).num_rows >= 0
-    assert date not in warehouse.loaded_dates(databases.warehouse, [date])
+    assert date not in dated_load.loaded_dates(databases.warehouse, PIPELINE.marker, [date])
     assert recommendations(databases, date).empty
     if point == "parquet write":
         assert outputs.stale_temporaries(folder), "the kill left no temporary file to clean up"
@@ -149,7 +149,7 @@ def test_a_server_stopping_mid_run_fails_clearly_and_the_rerun_after_a_restart_c
     assert run.returncode == 30  # [retcode] task_failed
     port = server.port()
     assert f"cannot connect to postgresql+psycopg2://postgres@127.0.0.1:{port}/" in stderr
-    assert date not in warehouse.loaded_dates(databases.warehouse, [date])
+    assert date not in dated_load.loaded_dates(databases.warehouse, PIPELINE.marker, [date])
 
     assert_rerun_equals_clean_run(databases, date, large_source)
 
@@ -159,7 +159,11 @@ def test_readers_see_the_old_or_the_new_recommendations_never_a_mix(
 ) -> None:
     import sqlalchemy as sa  # noqa: PLC0415
 
-    newest = max(warehouse.loaded_dates(databases.warehouse, [REFERENCE + dt.timedelta(days=n) for n in range(10)]))
+    newest = max(
+        dated_load.loaded_dates(
+            databases.warehouse, PIPELINE.marker, [REFERENCE + dt.timedelta(days=n) for n in range(10)]
+        )
+    )
     before = databases.warehouse_rows("SELECT count(*), max(recommendation_date) FROM recommendations")[0]
     date = newest + dt.timedelta(days=1)
     courses, ratings = demo.demo_data(N_RATINGS // 2, until=dt.date(2026, 11, 1), seed=7)

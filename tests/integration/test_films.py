@@ -42,9 +42,10 @@ def psql(url: str, *arguments: str) -> None:
 @pytest.fixture(scope="module")
 def pagila(databases: Databases) -> Iterator[str]:
     """Load Pagila (schema, then data) into a fresh `pagila` database and return its URL."""
-    from workflow.databases import films_url  # noqa: PLC0415
+    from workflow.databases import url_of  # noqa: PLC0415
+    from workflow.pipelines import films  # noqa: PLC0415
 
-    url = films_url()
+    url = url_of(films.PIPELINE.source)
     admin = make_url(url).set(database="postgres").render_as_string(hide_password=False)
     database = make_url(url).database
     psql(admin, "-c", f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)', "-c", f'CREATE DATABASE "{database}"')
@@ -195,7 +196,7 @@ def test_a_ratings_table_gives_each_film_its_average_and_count(films: Databases)
 
 
 def test_daily_pipelines_runs_both_pipelines_for_a_date(films: Databases) -> None:
-    from workflow.pipelines.daily import DailyPipelines  # noqa: PLC0415
+    from workflow.daily import DailyPipelines  # noqa: PLC0415
 
     task = DailyPipelines(date=DAY)
     assert [type(required).__name__ for required in task.requires()] == ["RecommendationsTask", "FilmsTask"]

@@ -237,7 +237,7 @@ def test_a_day_not_over_is_refused_with_when_it_can_run(clean: Databases) -> Non
     assert (outputs.date_dir(today) / "partial" / "top_recommendations.parquet").exists()
     assert not (outputs.date_dir(today) / "top_recommendations.parquet").exists()
     status = run(sys.executable, "-m", "workflow", "status", "--date", f"{today}")
-    assert f"warehouse: {today} loaded as a partial day" in status.stdout
+    assert f"warehouse: {today} courses loaded as a partial day" in status.stdout
 
 
 def test_a_source_without_timestamps_may_run_today(clean: Databases) -> None:
@@ -284,4 +284,4 @@ def test_a_failed_task_leaves_a_run_record_that_status_shows(clean: Databases) -
     lines = status.stdout.splitlines()
     assert any(line.startswith("ExtractedRatings") and " failed " in line and record["error"] in line for line in lines)
     assert any(line.startswith("ExtractedCourses") and " done " in line for line in lines)
-    assert lines[-1] == f"warehouse: {DAY} not loaded"
+    assert lines[-2:] == [f"warehouse: {DAY} courses not loaded", f"warehouse: {DAY} films not loaded"]

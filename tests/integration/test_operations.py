@@ -20,10 +20,12 @@ from test_workflow import COURSES, EXPECTED, RATINGS, build, daily_rows
 
 import workflow
 from workflow import scheduler
-from workflow.databases import embedded_server, films_url
+from workflow.core import dated_load
+from workflow.daily import DailyPipelines
+from workflow.databases import embedded_server, url_of
 from workflow.errors import DatabaseUnavailableError
-from workflow.pipelines.courses import demo, warehouse
-from workflow.pipelines.daily import DailyPipelines
+from workflow.pipelines import films
+from workflow.pipelines.courses import PIPELINE, demo
 from workflow.pipelines.films import demo as film_demo
 
 FIRST = dt.date(2026, 11, 1)
@@ -169,7 +171,9 @@ def test_a_connection_retries_while_the_server_restarts(databases: Databases, lu
     restart = threading.Timer(1.0, server.ensure_running)
     restart.start()
     try:
-        assert warehouse.loaded_dates(databases.warehouse, [dt.date(2000, 1, 1)]) == set()  # answered after retries
+        assert (
+            dated_load.loaded_dates(databases.warehouse, PIPELINE.marker, [dt.date(2000, 1, 1)]) == set()
+        )  # answered after retries
     finally:
         restart.join()
 
@@ -182,7 +186,7 @@ def test_a_connection_that_never_comes_back_fails_clearly(luigi_setting) -> None
         port = probe.getsockname()[1]
     url = f"postgresql+psycopg2://someone:hunter2@127.0.0.1:{port}/dwh"
     with pytest.raises(DatabaseUnavailableError) as failure:
-        warehouse.loaded_dates(url, [dt.date(2000, 1, 1)])
+        dated_load.loaded_dates(url, PIPELINE.marker, [dt.date(2000, 1, 1)])
     assert f"cannot connect to postgresql+psycopg2://someone:***@127.0.0.1:{port}/dwh after 5 attempts" in str(
         failure.value
     )
@@ -228,7 +232,7 @@ def test_luigid_shows_the_film_tasks_of_the_daily_pipelines_done(clean: Database
     day = dt.date(2026, 11, 1)  # over, as the film rentals' as-of cut requires
     demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     clean.query(clean.warehouse, "DROP SCHEMA IF EXISTS store CASCADE")
-    film_demo.replace_film_tables(films_url(), n_rentals=2_000, until=day)
+    film_demo.replace_film_tables(url_of(films.PIPELINE.source), n_rentals=2_000, until=day)
     result = luigi.build(
         [DailyPipelines(date=day)], scheduler_host="127.0.0.1", scheduler_port=luigid, workers=2, detailed_summary=True
     )

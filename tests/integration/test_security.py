@@ -16,9 +16,10 @@ from test_workflow import COURSES, EXPECTED, RATINGS, daily_rows
 
 import workflow
 from workflow import devdb
+from workflow.core import dated_load
 from workflow.errors import DatabaseUnavailableError, SourceDataError
 from workflow.io import extract
-from workflow.pipelines.courses import demo, rules, schemas, warehouse
+from workflow.pipelines.courses import PIPELINE, demo, rules, schemas, warehouse
 
 LOADER_PASSWORD = "Lo4der-s3cret-7f3a"
 READER_PASSWORD = "Re4der-s3cret-91bc"
@@ -102,8 +103,8 @@ def test_the_reader_role_runs_the_case_study_query_and_cannot_write(
     with pytest.raises(Exception, match="permission denied"):
         clean.query(roles["loader"], "SELECT * FROM pg_authid")
     with pytest.raises(DatabaseUnavailableError, match="permission denied for database"):
-        warehouse.loaded_dates(
-            with_role(clean.source, "recommendations_loader", LOADER_PASSWORD), [dt.date(2026, 11, 24)]
+        dated_load.loaded_dates(
+            with_role(clean.source, "recommendations_loader", LOADER_PASSWORD), PIPELINE.marker, [dt.date(2026, 11, 24)]
         )
 
 

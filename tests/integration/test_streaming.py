@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from conftest import Databases
 from test_workflow import COURSES
 
+from workflow.core import dated_load
 from workflow.errors import SourceDataError
 from workflow.io import extract
-from workflow.pipelines.courses import demo, schemas, warehouse
+from workflow.pipelines.courses import PIPELINE, demo, schemas, warehouse
 
 DAY = dt.date(2026, 11, 24)
 CUT = dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc)
@@ -160,7 +161,9 @@ def test_a_load_failing_after_some_batches_leaves_neither_rows_nor_marker(
     assert warehouse.load_recommendations(clean.warehouse, yesterday, tmp_path / "good.parquet", COURSES.head(3)) == 30
     with pytest.raises(pa.ArrowInvalid):
         warehouse.load_recommendations(clean.warehouse, DAY, tmp_path / "top.parquet", COURSES.head(3))
-    assert warehouse.loaded_dates(clean.warehouse, [yesterday, DAY], include_partial=True) == {yesterday}
+    assert dated_load.loaded_dates(clean.warehouse, PIPELINE.marker, [yesterday, DAY], include_partial=True) == {
+        yesterday
+    }
     assert clean.warehouse_rows("SELECT recommendation_date, count(*) FROM daily_recommendations GROUP BY 1") == [
         (yesterday, 30)
     ]

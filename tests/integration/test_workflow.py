@@ -15,8 +15,9 @@ from conftest import REPO, SHARED, Databases, frame
 
 import workflow
 from workflow import devdb
+from workflow.core import dated_load
 from workflow.io import extract
-from workflow.pipelines.courses import demo, schemas, warehouse
+from workflow.pipelines.courses import PIPELINE, demo, schemas
 
 DAY = dt.date(2026, 11, 24)
 COURSES = frame(
@@ -148,7 +149,7 @@ def test_recomputing_a_date_after_the_source_changed_replaces_exactly_that_dates
 def test_recomputing_the_same_input_gives_byte_identical_parquet(small_source: Databases) -> None:
     build()
     first = {path.name: path.read_bytes() for path in (small_source.output / f"{DAY}").glob("*.parquet")}
-    warehouse.forget_load(small_source.warehouse, DAY)
+    dated_load.forget_load(small_source.warehouse, PIPELINE.marker, DAY)
     shutil.rmtree(small_source.output / f"{DAY}")
     build()
     assert {path.name: path.read_bytes() for path in (small_source.output / f"{DAY}").glob("*.parquet")} == first

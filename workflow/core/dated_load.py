@@ -1,45 +1,39 @@
-"""A date's warehouse load with its completion marker: one load at a time, data and marker in one transaction."""
+"""A date's warehouse load, for every pipeline: the target (its marker row), one load at a time with data and marker in
+one transaction, the partial-day rule, and the dates loaded asked in one query."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import ClassVar
 
+import luigi
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from workflow import databases
+from workflow.core.pipeline import Marker, Pipeline
+from workflow.core.tasks import RecordedTask
+from workflow.errors import ConfigurationError, DatabaseUnavailableError, EngineUnavailableError, WorkflowError
 from workflow.io.postgres import connect
 
 log = logging.getLogger("luigi-interface.workflow.dated_load")
 
 
-@dataclass(frozen=True)
-class Marker:
-    """A marker table: one row per loaded date (`date_column`), with a boolean `partial` for a day not over."""
-
-    table: str
-    date_column: str
-    schema: str | None = None
-
-    def clause(self) -> sa.TableClause:
-        """Return the table for queries, its names quoted by SQLAlchemy."""
-        return sa.table(self.table, sa.column(self.date_column), sa.column("partial"), schema=self.schema)
-
-
 def load_once(
-    url: str, date: dt.date, marker: Marker, *, lock: str, prepare_sql: str, partial_day: bool,
-    write: Callable[[Connection], None],
-) -> bool:  # fmt: skip
+    url: str, date: dt.date, marker: Marker, *, prepare_sql: str, partial_day: bool, write: Callable[[Connection], None]
+) -> bool:
     """Run `write` (the date's rows and marker) in one transaction unless the date is loaded; return whether it ran.
 
-    Loads take the advisory lock `lock` one at a time; `prepare_sql` (the schema, idempotent) runs
+    Loads of a marker take its advisory lock one at a time; `prepare_sql` (the schema, idempotent) runs
     first. A date loaded whole, or loaded partially when this load is partial too, is left as it is;
     a partial day's load is replaced by the whole day's.
     """
     with connect(url) as connection:
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:lock))"), {"lock": lock})
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:lock))"), {"lock": f"workflow.load:{marker.name}"}
+        )
         connection.exec_driver_sql(prepare_sql)
         table = marker.clause()
         found = connection.execute(
@@ -68,6 +62,15 @@ def loaded_dates(url: str, marker: Marker, dates: list[dt.date], *, include_part
         return set(connection.execute(query).scalars())
 
 
+def all_loaded_dates(url: str, marker: Marker) -> list[dt.date]:
+    """Return every date the marker table holds a load of (whole or partial), oldest first."""
+    with connect(url) as connection:
+        if not sa.inspect(connection).has_table(marker.table, schema=marker.schema):
+            return []
+        date = marker.clause().c[marker.date_column]
+        return list(connection.execute(sa.select(date).order_by(date)).scalars())
+
+
 def forget_load(url: str, marker: Marker, date: dt.date) -> bool:
     """Remove the date's marker so the next run recomputes and replaces it; return whether there was one."""
     with connect(url) as connection:
@@ -75,3 +78,55 @@ def forget_load(url: str, marker: Marker, date: dt.date) -> bool:
             return False
         table = marker.clause()
         return connection.execute(sa.delete(table).where(table.c[marker.date_column] == date)).rowcount > 0
+
+
+class DatedLoad(luigi.Target):
+    """Exists when the warehouse holds the marker of a committed load of the date (a partial day's counts only for a
+    partial run)."""
+
+    def __init__(self, marker: Marker, date: dt.date, partial_day: bool = False) -> None:
+        self.marker, self.date, self.partial_day = marker, date, partial_day
+
+    def exists(self) -> bool:
+        url = databases.warehouse_url()
+        return self.date in loaded_dates(url, self.marker, [self.date], include_partial=self.partial_day)
+
+
+class DatedLoadTask(RecordedTask):
+    """A pipeline's load of a date, whose target is the date's marker; an unreachable warehouse fails it at once."""
+
+    pipeline: ClassVar[Pipeline]
+    # Set when the completeness check could not reach the warehouse or start the engine: requires() then asks
+    # for nothing (nothing upstream is worth computing) and run() fails with the reason.
+    unreachable: WorkflowError | None = None
+
+    def output(self) -> DatedLoad:
+        return DatedLoad(self.pipeline.marker, self.date, self.partial_day)
+
+    def complete(self) -> bool:
+        """Return whether the date is loaded; an unreachable warehouse, or an engine that cannot start, makes the
+        task fail in run() with its reason, before anything is computed."""
+        self.unreachable = None
+        try:
+            if super().complete():
+                return True
+            self.engine.check()
+        except (DatabaseUnavailableError, EngineUnavailableError, ConfigurationError) as error:
+            self.unreachable = error
+        return False
+
+    @classmethod
+    def bulk_complete(cls, parameter_tuples: list[dt.date]) -> list[dt.date]:
+        """Return the dates already loaded, with one warehouse query (used by RangeDaily)."""
+        dates = list(parameter_tuples)
+        task_class = getattr(cls, "func", cls)  # RangeDaily passes a functools.partial of the class
+        try:
+            loaded = loaded_dates(databases.warehouse_url(), task_class.pipeline.marker, dates)
+        except DatabaseUnavailableError:
+            return []  # each date's own check then fails its task with the reason
+        return [date for date in dates if date in loaded]
+
+    def raise_if_unreachable(self) -> None:
+        """Raise the completeness check's connection failure, if it had one."""
+        if self.unreachable is not None:
+            raise self.unreachable

@@ -9,18 +9,17 @@ import re
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, ClassVar
 
 import luigi
 import pandas as pd
+import pyarrow as pa
 
 from workflow import config, engines
 from workflow.core import outputs
+from workflow.core.pipeline import Pipeline
 from workflow.errors import (
-    ConfigurationError,
-    DatabaseUnavailableError,
     DayNotOverError,
-    EngineUnavailableError,
     InvalidSourceDataError,
     WorkflowError,
 )
@@ -32,6 +31,8 @@ log = logging.getLogger("luigi-interface.workflow.tasks")
 
 class RecordedTask(luigi.Task):
     """A dated task that leaves a run record (`<output>/<date>/runs/<task>.json`) of what it did."""
+
+    pipeline: ClassVar[Pipeline]  # the declaration of the task's pipeline
 
     date = luigi.DateParameter()
     partial_day = luigi.BoolParameter(
@@ -69,47 +70,6 @@ class RecordedTask(luigi.Task):
         if isinstance(exception, WorkflowError):
             return f"{type(exception).__name__}: {exception}"
         return super().on_failure(exception)
-
-
-class WarehouseLoadTask(RecordedTask):
-    """A dated load whose target is the warehouse's marker of the date; an unreachable warehouse fails it at once."""
-
-    # Set when the completeness check could not reach the warehouse or start the engine: requires() then asks
-    # for nothing (nothing upstream is worth computing) and run() fails with the reason.
-    unreachable: WorkflowError | None = None
-
-    @classmethod
-    def loaded_dates(cls, dates: list[dt.date]) -> set[dt.date]:
-        """Return those of the dates whose whole day the warehouse holds loaded."""
-        raise NotImplementedError
-
-    def complete(self) -> bool:
-        """Return whether the date is loaded; an unreachable warehouse, or an engine that cannot start, makes the
-        task fail in run() with its reason, before anything is computed."""
-        self.unreachable = None
-        try:
-            if super().complete():
-                return True
-            self.engine.check()
-        except (DatabaseUnavailableError, EngineUnavailableError, ConfigurationError) as error:
-            self.unreachable = error
-        return False
-
-    @classmethod
-    def bulk_complete(cls, parameter_tuples: list[dt.date]) -> list[dt.date]:
-        """Return the dates already loaded, with one warehouse query (used by RangeDaily)."""
-        dates = list(parameter_tuples)
-        task_class = getattr(cls, "func", cls)  # RangeDaily passes a functools.partial of the class
-        try:
-            loaded = task_class.loaded_dates(dates)
-        except DatabaseUnavailableError:
-            return []  # each date's own check then fails its task with the reason
-        return [date for date in dates if date in loaded]
-
-    def raise_if_unreachable(self) -> None:
-        """Raise the completeness check's connection failure, if it had one."""
-        if self.unreachable is not None:
-            raise self.unreachable
 
 
 def end_of_day(date: dt.date) -> dt.datetime:
@@ -189,8 +149,8 @@ class ParquetTask(RecordedTask):
 
     @property
     def rules(self) -> ModuleType:
-        """Return the rules of the task's pipeline for its engine (`rules` or `spark_rules` beside its tasks)."""
-        return engines.rules_of(type(self).__module__.rpartition(".")[0], self.engine)
+        """Return the rules of the task's pipeline for its engine, as the pipeline's declaration names them."""
+        return self.pipeline.rules_for(self.engine.name)
 
     def read(self, task: luigi.Task, columns: list[str] | None = None) -> Any:
         """Return the parquet output of a required task as the engine's frame (counted in the run record's rows_in)."""
@@ -207,11 +167,16 @@ class ParquetTask(RecordedTask):
         self.set_status_message(f"wrote {rows:,} rows")
         return as_of
 
-    def write(self, frame: Any) -> None:
-        """Write the target atomically: it appears whole under its final name or not at all."""
+    def write(self, frame: Any, schema: pa.Schema | None = None) -> None:
+        """Write the target atomically (it appears whole under its final name or not at all), in `schema`'s Arrow
+        types when given (the pandas engine; Spark's frames carry theirs). An Arrow table built in this process (a
+        step's empty result, say) is written as a file on either engine."""
         self.set_status_message("writing")
         self.set_progress_percentage(90)
-        self.engine.write(frame, self.output().path, self)
+        if isinstance(frame, pa.Table):
+            parquet.write_target(frame, self.output().path)
+        else:
+            self.engine.write(frame, self.output().path, self, schema=schema)
         self.engine.release()
         rows = self.facts["rows_out"] = parquet.count_rows(self.output().path)
         self.set_status_message(f"wrote {rows:,} rows")

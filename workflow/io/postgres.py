@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -14,19 +15,34 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
-from workflow import config
 from workflow.errors import DatabaseUnavailableError
 from workflow.io.urls import safe_url
 
 log = logging.getLogger("luigi-interface.workflow.postgres")
 
 
+@dataclass(frozen=True)
+class Retry:
+    """How connections retry while a server is starting or restarting ([connection] in luigi.cfg)."""
+
+    attempts: int = 5
+    first_wait: float = 1.0  # seconds before the first retry; doubles each time
+    timeout: int = 10  # seconds one connection attempt may take (libpq's connect_timeout)
+
+
+_retry = Retry()
+
+
+def use_retry(retry: Retry) -> None:
+    """Make the process's connections retry so (workflow.databases passes the configured policy)."""
+    global _retry  # noqa: PLW0603  (one policy per process, as configured)
+    _retry = retry
+
+
 @contextmanager
 def connect(url: str) -> Iterator[Connection]:
     """Yield a connection inside a transaction that commits on success; each call opens its own engine."""
-    engine: Engine = sa.create_engine(
-        url, poolclass=NullPool, connect_args={"connect_timeout": config.connection().timeout}
-    )
+    engine: Engine = sa.create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": _retry.timeout})
     try:
         with _connect_with_retries(engine, url) as connection, connection.begin():
             yield connection
@@ -59,8 +75,8 @@ def _reason(error: sa.exc.DBAPIError) -> str:
 
 
 def _connect_with_retries(engine: Engine, url: str) -> Connection:
-    """Connect, retrying only failures that may heal (a server starting or restarting) ([connection] in luigi.cfg)."""
-    settings = config.connection()
+    """Connect, retrying only failures that may heal (a server starting or restarting), as the retry policy says."""
+    settings = _retry
     for attempt in range(1, settings.attempts + 1):
         try:
             return engine.connect()

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import psycopg2
 
+from workflow import registry
 from workflow.devdb import EmbeddedServer  # this package's one import of the embedded server
 from workflow.errors import ConfigurationError, EmbeddedServerError
+from workflow.io import urls
 from workflow.paths import embedded_server_dir
-from workflow.server import urls
 from workflow.server.queries import sql
 
 READER_ROLE = "recommendations_reader"
@@ -36,7 +37,7 @@ class Database:
     regrant: Callable[[], None] | None = None
 
     def __repr__(self) -> str:
-        return f"Database(url={urls.safe(self.url)!r})"
+        return f"Database(url={urls.safe_url(self.url)!r})"
 
 
 def pool_size() -> int:
@@ -105,8 +106,9 @@ def reader_password(path: Path) -> str:
 
 
 def grant_reader(superuser_url: str) -> None:
-    """Grant the reader SELECT on exactly the warehouse relations it reads, those that exist now."""
-    _run_as_superuser(superuser_url, "reader_grants", {})
+    """Grant the reader SELECT on exactly the warehouse relations the registry's pipelines own, those that exist now."""
+    relations = [relation for pipeline in registry.pipelines() for relation in pipeline.owns]
+    _run_as_superuser(superuser_url, "reader_grants", {"relations": relations})
 
 
 def _run_as_superuser(url: str, name: str, params: dict) -> None:
@@ -117,7 +119,7 @@ def _run_as_superuser(url: str, name: str, params: dict) -> None:
             host=parsed.host, port=parsed.port, user=parsed.username, dbname=parsed.database, connect_timeout=10
         )
     except psycopg2.OperationalError as error:
-        raise SettingsError(f"cannot connect to {urls.safe(url)}: {' '.join(str(error).split())}") from None
+        raise SettingsError(f"cannot connect to {urls.safe_url(url)}: {' '.join(str(error).split())}") from None
     try:
         connection.autocommit = False
         with connection, connection.cursor() as cursor:

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from workflow.server import urls
+from workflow.io import urls
 from workflow.server.queries import sql
 
 log = logging.getLogger("workflow.server")
@@ -43,7 +43,7 @@ class Warehouse:
         wait_s: float = 5.0,
         regrant: Callable[[], None] | None = None,
     ) -> None:
-        self.safe_url = urls.safe(url)
+        self.safe_url = urls.safe_url(url)
         self._password = urls.parse(url).password or ""
         self._dsn = urls.plain(url)
         self._size = size

@@ -8,10 +8,11 @@ import logging
 import luigi
 
 from workflow import config, databases
-from workflow.core.tasks import ParquetTask, WarehouseLoadTask, end_of_day, refuse_unfinished_day
+from workflow.core.dated_load import DatedLoadTask
+from workflow.core.tasks import ParquetTask, end_of_day, refuse_unfinished_day
 from workflow.io.postgres import has_column
 from workflow.io.urls import safe_url
-from workflow.pipelines.courses import warehouse
+from workflow.pipelines.courses import PIPELINE, warehouse
 from workflow.pipelines.courses.schemas import (
     COURSE_REASONS,
     COURSES_SCHEMA,
@@ -24,18 +25,24 @@ from workflow.pipelines.courses.schemas import (
 log = logging.getLogger("luigi-interface.workflow.courses")
 
 
-class ExtractedCourses(ParquetTask):
+class CoursesStep(ParquetTask):
+    """A step of the courses pipeline, writing one parquet target of the date."""
+
+    pipeline = PIPELINE
+
+
+class ExtractedCourses(CoursesStep):
     """The source courses table as extracted on the date (the catalogue has no history: a snapshot)."""
 
     def run(self) -> None:
         self.set_status_message("extracting courses")
         source = config.source()
         # Streamed into the target (with pandas, from COPY into its row groups), which appears whole or not at all.
-        self.extract(databases.source_url(), source.courses_table, COURSES_SCHEMA, schema=source.schema)
+        self.extract(databases.url_of(PIPELINE.source), source.courses_table, COURSES_SCHEMA, schema=source.schema)
         self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
 
 
-class ExtractedRatings(ParquetTask):
+class ExtractedRatings(CoursesStep):
     """The source rating table as it stood at the end of the date (UTC), or a snapshot when it has no timestamps."""
 
     # Run before the other steps that are ready: the largest read of the source comes first, and a Spark
@@ -44,7 +51,7 @@ class ExtractedRatings(ParquetTask):
 
     def run(self) -> None:
         self.set_status_message("extracting ratings")
-        source, url = config.source(), databases.source_url()
+        source, url = config.source(), databases.url_of(PIPELINE.source)
         column = source.rating_timestamp_column or None
         # Without timestamps the source is a snapshot: today is then the only meaningful date.
         if column and has_column(url, source.rating_table, column, schema=source.schema):
@@ -66,7 +73,7 @@ class ExtractedRatings(ParquetTask):
                         source.rating_table, column, self.date)  # fmt: skip
 
 
-class CleanedCourses(ParquetTask):
+class CleanedCourses(CoursesStep):
     """The courses with their programming language normalised; those with a missing or repeated id set aside."""
 
     def requires(self) -> ExtractedCourses:
@@ -79,7 +86,7 @@ class CleanedCourses(ParquetTask):
         self.write(cleaned)
 
 
-class ValidRatings(ParquetTask):
+class ValidRatings(CoursesStep):
     """The ratings that pass every validity rule; the others are set aside in quarantined_ratings.parquet."""
 
     def requires(self) -> dict[str, luigi.Task]:
@@ -96,7 +103,7 @@ class ValidRatings(ParquetTask):
         self.write(valid)
 
 
-class AverageCourseRatings(ParquetTask):
+class AverageCourseRatings(CoursesStep):
     """Each rated course's mean rating."""
 
     def requires(self) -> ValidRatings:
@@ -106,7 +113,7 @@ class AverageCourseRatings(ParquetTask):
         self.write(self.rules.average_course_ratings(self.read(self.requires())))
 
 
-class CoursesToRecommend(ParquetTask):
+class CoursesToRecommend(CoursesStep):
     """Candidate (user, course) pairs: each user's best courses in each of their languages not rated in any row."""
 
     def requires(self) -> dict[str, luigi.Task]:
@@ -129,7 +136,7 @@ class CoursesToRecommend(ParquetTask):
         self.write(candidates)
 
 
-class TopRecommendations(ParquetTask):
+class TopRecommendations(CoursesStep):
     """Each user's top recommendations, ranked from 1."""
 
     def requires(self) -> CoursesToRecommend:
@@ -140,34 +147,15 @@ class TopRecommendations(ParquetTask):
         self.write(self.rules.top_recommendations(candidates, config.rules().recommendations_per_user))
 
 
-class WarehouseLoad(luigi.Target):
-    """Exists when the warehouse holds a committed load of the date (a partial day's counts only for partial runs)."""
-
-    def __init__(self, date: dt.date, partial_day: bool = False) -> None:
-        self.date = date
-        self.partial_day = partial_day
-
-    def exists(self) -> bool:
-        return self.date in warehouse.loaded_dates(
-            databases.warehouse_url(), [self.date], include_partial=self.partial_day
-        )
-
-
-class RecommendationsTask(WarehouseLoadTask):
+class RecommendationsTask(DatedLoadTask):
     """The date's recommendations and the courses dimension, loaded into the warehouse."""
+
+    pipeline = PIPELINE
 
     def requires(self) -> dict[str, luigi.Task]:
         if self.unreachable is not None:
             return {}
         return {"recommendations": self.clone(TopRecommendations), "courses": self.clone(CleanedCourses)}
-
-    def output(self) -> WarehouseLoad:
-        return WarehouseLoad(self.date, self.partial_day)
-
-    @classmethod
-    def loaded_dates(cls, dates: list[dt.date]) -> set[dt.date]:
-        """Return those of the dates whose recommendations the warehouse holds (one query)."""
-        return warehouse.loaded_dates(databases.warehouse_url(), dates)
 
     def run(self) -> None:
         self.raise_if_unreachable()
@@ -181,3 +169,10 @@ class RecommendationsTask(WarehouseLoadTask):
         loaded = warehouse.load_recommendations(url, self.date, recommendations, courses, partial_day=self.partial_day)
         self.facts.update(rows_in=n_recommendations, rows_out=loaded, warehouse=safe_url(url))
         self.set_progress_percentage(100)
+
+
+# Every task users may run by name, the load of a date first (the pipeline's declaration reads this).
+TASKS = (
+    RecommendationsTask, ExtractedCourses, ExtractedRatings, CleanedCourses, ValidRatings, AverageCourseRatings,
+    CoursesToRecommend, TopRecommendations,
+)  # fmt: skip

@@ -16,18 +16,16 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from workflow.core import dated_load
-from workflow.core.dated_load import Marker, load_once
+from workflow.core.dated_load import load_once
 from workflow.io.load import copy_in, copy_in_binary
 from workflow.io.postgres import connect, read_sql
 from workflow.io.urls import safe_url
+from workflow.pipelines.courses import PIPELINE
 from workflow.pipelines.courses.schemas import RECOMMENDATION_COLUMNS, RECOMMENDATION_LAYOUT
 
 log = logging.getLogger("luigi-interface.workflow.courses.warehouse")
 
 SQL = Path(__file__).parent / "sql"
-# One row per loaded date, committed with its data: the completion marker RecommendationsTask checks.
-MARKER = Marker("recommendation_loads", "recommendation_date")
 # The recommendations COPYed at a time (11 MB laid out for COPY): larger batches cost memory, not less time.
 BATCH_ROWS = 250_000
 
@@ -61,8 +59,8 @@ def load_recommendations(
         connection.execute(sa.text(sql("record_load")), {"recommendation_date": date, **counts})
 
     # One load at a time: concurrent runs of a date queue on the lock instead of interleaving.
-    if not load_once(url, date, MARKER, lock="workflow.load_recommendations", prepare_sql=sql("warehouse_schema"),
-                     partial_day=partial_day, write=write):  # fmt: skip
+    if not load_once(url, date, PIPELINE.marker, prepare_sql=sql("warehouse_schema"), partial_day=partial_day,
+                     write=write):  # fmt: skip
         return 0
     log.info("loaded %d recommendations for %s into %s", loaded, date, safe_url(url))
     return loaded
@@ -122,16 +120,6 @@ def _count_distinct(chunks: list[pa.Array]) -> int:
     return int(np.count_nonzero(values[1:] != values[:-1])) + (len(values) > 0)
 
 
-def loaded_dates(url: str, dates: list[dt.date], *, include_partial: bool = False) -> set[dt.date]:
-    """Return those of the dates whose whole day's load (or any load, with include_partial) the warehouse holds."""
-    return dated_load.loaded_dates(url, MARKER, dates, include_partial=include_partial)
-
-
-def forget_load(url: str, date: dt.date) -> bool:
-    """Remove the date's load marker so the next run recomputes and replaces it; return whether there was one."""
-    return dated_load.forget_load(url, MARKER, date)
-
-
 RECOMMENDATIONS_QUERY = """
 SELECT title, rating FROM recommendations
 INNER JOIN courses ON courses.course_id = recommendations.course_id
@@ -161,3 +149,15 @@ def some_users(url: str, n: int) -> list[int]:
     with connect(url) as connection:
         query = sa.text("SELECT DISTINCT user_id FROM recommendations ORDER BY user_id LIMIT :n")
         return list(connection.execute(query, {"n": n}).scalars())
+
+
+def summary(url: str, n_users: int) -> list[str]:
+    """Return the lines `python -m workflow summary` prints: every loaded date, and a few users' recommendations."""
+    with connect(url) as connection:
+        if not sa.inspect(connection).has_table(PIPELINE.marker.table, schema=PIPELINE.marker.schema):
+            return ["courses: nothing loaded"]
+    lines = [f"loaded {date}: {rows:,} recommendations for {users:,} users" for date, rows, users in loads(url)]
+    for user_id in some_users(url, n_users):
+        lines.append(f"user {user_id}:")
+        lines += [f"  {rating:.3f}  {title}" for title, rating in recommended_titles(url, user_id, 0)]
+    return lines

@@ -10,13 +10,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workflow import config, databases
-from workflow.core.tasks import ParquetTask, WarehouseLoadTask, end_of_day, refuse_unfinished_day
+from workflow.core.dated_load import DatedLoadTask
+from workflow.core.tasks import ParquetTask, end_of_day, refuse_unfinished_day
 from workflow.engines import pandas_engine
 from workflow.io.extract import extract_table
 from workflow.io.postgres import has_column
 from workflow.io.typed_extract import extract_whole_table, table_exists
 from workflow.io.urls import safe_url
-from workflow.pipelines.films import rules, warehouse
+from workflow.pipelines.films import PIPELINE, rules, warehouse
 from workflow.pipelines.films.schemas import (
     AVERAGES_SCHEMA,
     FILM_REASONS,
@@ -38,6 +39,8 @@ _reported: set[str] = set()  # missing tables already logged by this process
 class FilmStep(ParquetTask):
     """A step of the film pipeline: it runs on the pandas engine whichever is chosen (its rules have no Spark form)."""
 
+    pipeline = PIPELINE
+
     @property
     def engine(self) -> pandas_engine.PandasEngine:
         return pandas_engine.ENGINE
@@ -50,7 +53,7 @@ class SourceTableTarget(luigi.Target):
         self.table = table
 
     def exists(self) -> bool:
-        url, schema = databases.films_url(), config.films().schema
+        url, schema = databases.url_of(PIPELINE.source), config.films().schema
         if table_exists(url, self.table, schema=schema):
             return True
         if self.table not in _reported:
@@ -77,7 +80,7 @@ class ExtractedFilms(FilmStep):
     def run(self) -> None:
         settings = config.films()
         self.set_status_message("extracting films")
-        self.write(extract_whole_table(databases.films_url(), settings.film_table, schema=settings.schema))
+        self.write(extract_whole_table(databases.url_of(PIPELINE.source), settings.film_table, schema=settings.schema))
         self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
 
 
@@ -88,7 +91,7 @@ class ExtractedRentals(FilmStep):
         return [SourceTable(config.films().rental_table), SourceTable(config.films().inventory_table)]
 
     def run(self) -> None:
-        settings, url = config.films(), databases.films_url()
+        settings, url = config.films(), databases.url_of(PIPELINE.source)
         column = settings.rental_timestamp_column
         if has_column(url, settings.rental_table, column, schema=settings.schema):
             refuse_unfinished_day(self, "rentals")
@@ -132,7 +135,7 @@ class FilmRatings(FilmStep):
         }
 
     def run(self) -> None:
-        settings, url = config.films(), databases.films_url()
+        settings, url = config.films(), databases.url_of(PIPELINE.source)
         table, column = settings.rating_table, settings.rating_timestamp_column or None
         if not table or not table_exists(url, table, schema=settings.schema):
             log.warning("no ratings table %r in %s: every film's average rating is NULL", table, safe_url(url))
@@ -171,20 +174,10 @@ class FilmRecommendations(FilmStep):
         self.write(pa.Table.from_pandas(found, schema=RECOMMENDATIONS_SCHEMA, preserve_index=False))
 
 
-class FilmsLoad(luigi.Target):
-    """Exists when the warehouse holds a committed film load of the date (a partial day's only for partial runs)."""
-
-    def __init__(self, date: dt.date, partial_day: bool = False) -> None:
-        self.date, self.partial_day = date, partial_day
-
-    def exists(self) -> bool:
-        url = databases.warehouse_url()
-        return self.date in warehouse.loaded_film_dates(url, [self.date], include_partial=self.partial_day)
-
-
-class FilmsTask(WarehouseLoadTask):
+class FilmsTask(DatedLoadTask):
     """The date's films, rate parts, average ratings and recommendations, loaded into the warehouse's store.film."""
 
+    pipeline = PIPELINE
     engine = FilmStep.engine
 
     def requires(self) -> dict[str, luigi.Task]:
@@ -192,14 +185,6 @@ class FilmsTask(WarehouseLoadTask):
             return {}
         kinds = {"films": FilmRentalRates, "ratings": FilmRatings, "recommendations": FilmRecommendations}
         return {name: self.clone(kind) for name, kind in kinds.items()}
-
-    def output(self) -> FilmsLoad:
-        return FilmsLoad(self.date, self.partial_day)
-
-    @classmethod
-    def loaded_dates(cls, dates: list[dt.date]) -> set[dt.date]:
-        """Return those of the dates whose films the warehouse holds (one query)."""
-        return warehouse.loaded_film_dates(databases.warehouse_url(), dates)
 
     def run(self) -> None:
         self.raise_if_unreachable()
@@ -210,3 +195,7 @@ class FilmsTask(WarehouseLoadTask):
         loaded = warehouse.load_films(url, self.date, films, partial_day=self.partial_day)
         self.facts.update(rows_in=films.num_rows, rows_out=loaded, warehouse=safe_url(url))
         self.set_progress_percentage(100)
+
+
+# Every task users may run by name, the load of a date first (the pipeline's declaration reads this).
+TASKS = (FilmsTask, ExtractedFilms, ExtractedRentals, FilmRentalRates, FilmRatings, FilmRecommendations, SourceTable)

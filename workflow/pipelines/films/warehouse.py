@@ -11,15 +11,15 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from workflow.core.dated_load import Marker, forget_load, load_once, loaded_dates
+from workflow.core.dated_load import load_once
 from workflow.io.load import copy_in
 from workflow.io.postgres import connect, read_sql
 from workflow.io.urls import safe_url
+from workflow.pipelines.films import PIPELINE
 
 log = logging.getLogger("luigi-interface.workflow.films.warehouse")
 
 SQL = Path(__file__).parent / "sql"
-MARKER = Marker("film_loads", "load_date", schema="store")
 FILM_QUERY = "SELECT film_id, recommended_film_ids FROM store.film"
 
 
@@ -68,29 +68,28 @@ def load_films(url: str, date: dt.date, films: pa.Table, *, partial_day: bool = 
         )
 
     ran = load_once(
-        url, date, MARKER, lock="workflow.load_films", prepare_sql=sql("warehouse_schema"), partial_day=partial_day,
-        write=write,
-    )  # fmt: skip
+        url, date, PIPELINE.marker, prepare_sql=sql("warehouse_schema"), partial_day=partial_day, write=write
+    )
     if not ran:
         return 0
     log.info("loaded %d films for %s into %s", films.num_rows, date, safe_url(url))
     return films.num_rows
 
 
-def loaded_film_dates(url: str, dates: list[dt.date], *, include_partial: bool = False) -> set[dt.date]:
-    """Return those of the dates whose films the warehouse holds (a partial day's too, with include_partial)."""
-    return loaded_dates(url, MARKER, dates, include_partial=include_partial)
-
-
-def forget_film_load(url: str, date: dt.date) -> bool:
-    """Remove the date's film load marker so the next run recomputes it; return whether there was one."""
-    return forget_load(url, MARKER, date)
-
-
 def current_recommendations(url: str, limit: int | None = None) -> list[tuple[int, list[int]]]:
     """Return what the seed's query reads: (film_id, recommended_film_ids) of the current films, by film_id."""
     with connect(url) as connection:
-        if not sa.inspect(connection).has_table("film_loads", schema="store"):
+        if not sa.inspect(connection).has_table(PIPELINE.marker.table, schema=PIPELINE.marker.schema):
             return []
         query = f"{FILM_QUERY} ORDER BY film_id" + (" LIMIT %(limit)s" if limit is not None else "")
         return [tuple(row) for row in connection.exec_driver_sql(query, {"limit": limit})]
+
+
+def summary(url: str, n_films: int) -> list[str]:
+    """Return the lines `python -m workflow summary` prints: every loaded date's films, and a few films' picks."""
+    with connect(url) as connection:
+        if not sa.inspect(connection).has_table(PIPELINE.marker.table, schema=PIPELINE.marker.schema):
+            return ["films: nothing loaded"]
+        loads = connection.execute(sa.text("SELECT load_date, n_films FROM store.film_loads ORDER BY 1")).all()
+    lines = [f"loaded {date} films: {n:,} films" for date, n in loads]
+    return lines + [f"film {film_id}: {picks}" for film_id, picks in current_recommendations(url, n_films)]

@@ -1,4 +1,4 @@
-"""The daily run: every pipeline's load of a date, so cron and backfills start one task per date."""
+"""The daily run: every declared pipeline's load of a date, so cron and backfills start one task per date."""
 
 from __future__ import annotations
 
@@ -6,25 +6,22 @@ import datetime as dt
 
 import luigi
 
-from workflow.pipelines.courses.tasks import RecommendationsTask
-from workflow.pipelines.films.tasks import FilmsTask
-
-PIPELINES = (RecommendationsTask, FilmsTask)
+from workflow import registry
 
 
 class DailyPipelines(luigi.WrapperTask):
-    """The date's course recommendations and films, both loaded into the warehouse."""
+    """The date loaded into the warehouse by every pipeline of the registry."""
 
     date = luigi.DateParameter()
     partial_day = luigi.BoolParameter(default=False, description="compute a day that has not ended (UTC)")
 
     def requires(self) -> list[luigi.Task]:
-        return [pipeline(date=self.date, partial_day=self.partial_day) for pipeline in PIPELINES]
+        return [pipeline.load_task()(date=self.date, partial_day=self.partial_day) for pipeline in registry.pipelines()]
 
     @classmethod
     def bulk_complete(cls, parameter_tuples: list[dt.date]) -> list[dt.date]:
         """Return the dates every pipeline has loaded (one warehouse query per pipeline, for RangeDaily)."""
         done = set(parameter_tuples)
-        for pipeline in PIPELINES:
-            done &= set(pipeline.bulk_complete(list(parameter_tuples)))
+        for pipeline in registry.pipelines():
+            done &= set(pipeline.load_task().bulk_complete(list(parameter_tuples)))
         return [date for date in parameter_tuples if date in done]
