@@ -18,7 +18,8 @@ import pytest
 from engines import require_spark
 
 from workflow.devspark import cluster as devspark
-from workflow.devspark.cluster import Cluster, SparkClusterError
+from workflow.devspark.cluster import Cluster
+from workflow.devspark.runtime import SparkClusterError, find_java, spark_home
 
 DRIVER = textwrap.dedent(
     """
@@ -128,7 +129,7 @@ def test_stop_without_a_cluster_does_nothing(tmp_path: Path) -> None:
 
 def test_a_java_that_fails_stops_the_start_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     try:
-        devspark.spark_home()
+        spark_home()
     except SparkClusterError as error:
         pytest.skip(str(error))
     java = tmp_path / "jdk" / "bin" / "java"
@@ -151,4 +152,4 @@ def test_a_java_that_fails_stops_the_start_cleanly(tmp_path: Path, monkeypatch: 
 def test_a_missing_java_says_how_to_install_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
     with pytest.raises(SparkClusterError, match="install Java 17 or newer"):
-        devspark.find_java()
+        find_java()

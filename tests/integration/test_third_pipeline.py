@@ -80,7 +80,9 @@ class CourseRatingCountsTask(DatedLoadTask):
             )  # fmt: skip
 
         url = databases.warehouse_url()
-        load_once(url, self.date, self.pipeline.marker, prepare_sql=SCHEMA_SQL, partial_day=self.partial_day, write=write)
+        load_once(
+            url, self.date, self.pipeline.marker, prepare_sql=SCHEMA_SQL, partial_day=self.partial_day, write=write
+        )
 
 
 THIRD = Pipeline(

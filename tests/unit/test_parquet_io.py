@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from workflow.engines.pandas_engine import PandasEngine
 from workflow.io import parquet
 
 UTC = dt.timezone.utc
@@ -65,3 +67,47 @@ def test_a_folder_of_parts_reads_as_one_frame_in_part_order_and_an_empty_file_ke
     )
     read = parquet.read_frame(empty)
     assert len(read) == 0 and list(read.columns) == ["user_id", "title"] and read["user_id"].dtype == "int64"
+
+
+TYPED = pa.schema(
+    [
+        ("film_id", pa.int32()),
+        ("rental_rate", pa.decimal128(4, 2)),
+        ("special_features", pa.list_(pa.string())),
+        ("actor_ids", pa.list_(pa.int64())),
+    ]
+)
+TYPED_ROWS = {
+    "film_id": [1, 2, 2**31 - 1],
+    "rental_rate": [Decimal("0.99"), None, Decimal("99.99")],
+    "special_features": [["Trailers", "Deleted Scenes"], [], None],
+    "actor_ids": [[BIG, 2], None, []],
+}
+
+
+def test_a_frame_written_with_a_schema_has_exactly_its_types_and_values_in_every_row_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parquet, "ROW_GROUP_ROWS", 2)
+    frame = pd.DataFrame({**TYPED_ROWS, "film_id": pd.Series(TYPED_ROWS["film_id"], dtype="int64")})
+    path = tmp_path / "films.parquet"
+    parquet.write_frame(frame, path, schema=TYPED)
+    assert pq.read_metadata(path).num_row_groups == 2
+    read = pq.read_table(path)
+    assert read.schema.equals(TYPED) and read.to_pydict() == TYPED_ROWS
+
+
+def test_the_pandas_engine_writes_frames_and_arrow_tables_in_a_schema_and_keeps_an_empty_frames_types(
+    tmp_path: Path,
+) -> None:
+    engine = PandasEngine()
+    engine.write(
+        pa.table({"actor_ids": TYPED_ROWS["actor_ids"], **TYPED_ROWS}), tmp_path / "table.parquet", schema=TYPED
+    )
+    assert pq.read_table(tmp_path / "table.parquet").to_pydict() == TYPED_ROWS  # columns taken in the schema's order
+    engine.write(pd.DataFrame({name: [] for name in TYPED.names}), tmp_path / "empty.parquet", schema=TYPED)
+    empty = pq.read_table(tmp_path / "empty.parquet")
+    assert empty.schema.equals(TYPED) and empty.num_rows == 0
+    with pytest.raises(pa.ArrowInvalid):  # a value its type cannot hold is refused, never truncated
+        engine.write(pd.DataFrame({"film_id": [2**31]}), tmp_path / "big.parquet", schema=pa.schema([TYPED[0]]))
+    assert not list(tmp_path.glob("*big*"))

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib.util
 import json
 import logging
 import os
-import re
-import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -24,20 +20,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from workflow.errors import WorkflowError
-from workflow.paths import spark_dir
+from workflow.devspark import processes
+from workflow.devspark.runtime import SparkClusterError, default_folder, find_java, spark_home
 
 log = logging.getLogger("luigi-interface.workflow.devspark")
 
 STATE_FILE = "cluster.json"
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
-JAVA_MINIMUM = 17
-JAVA_HINT = "install Java 17 or newer (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME"
-
-
-class SparkClusterError(WorkflowError):
-    """The Spark standalone cluster could not be found, started or stopped."""
 
 
 @dataclass(frozen=True)
@@ -63,56 +53,6 @@ class Cluster:
         except (OSError, ValueError):
             return 0
         return sum(1 for worker in state.get("workers", []) if worker.get("state") == "ALIVE")
-
-
-def default_folder() -> Path:
-    """Return the cluster's default state folder: `<output>/spark/`."""
-    return spark_dir()
-
-
-def spark_home() -> Path:
-    """Return the installed pyspark package's folder, which holds bin/spark-class and the jars."""
-    spec = importlib.util.find_spec("pyspark")  # located, not imported
-    if spec is None or not spec.submodule_search_locations:
-        raise SparkClusterError("pyspark is not installed; install the Spark extra: pip install -e '.[spark]'")
-    home = Path(spec.submodule_search_locations[0])
-    if not (home / "bin" / "spark-class").exists():
-        raise SparkClusterError(f"{home} has no bin/spark-class; reinstall pyspark")
-    return home
-
-
-def find_java() -> Path:
-    """Return the java that spark-class will run (JAVA_HOME's, else the one on PATH), checked to be 17 or newer."""
-    if os.environ.get("JAVA_HOME"):
-        java = Path(os.environ["JAVA_HOME"]) / "bin" / "java"
-        if not java.exists():
-            raise SparkClusterError(f"JAVA_HOME is {os.environ['JAVA_HOME']}, which has no bin/java; {JAVA_HINT}")
-    else:
-        found = shutil.which("java")
-        if found is None:
-            raise SparkClusterError(f"no java on PATH; {JAVA_HINT}")
-        java = Path(found)
-    try:
-        result = subprocess.run([str(java), "-version"], capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise SparkClusterError(f"cannot run {java}: {error}; {JAVA_HINT}") from None
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
-    if match is None:
-        raise SparkClusterError(f"{java} -version says no version (exit {result.returncode}); {JAVA_HINT}")
-    major = int(match.group(2)) if match.group(1) == "1" else int(match.group(1))  # "1.8.0" is Java 8
-    if major < JAVA_MINIMUM:
-        raise SparkClusterError(f"{java} is Java {major}; Spark needs {JAVA_MINIMUM} or newer: {JAVA_HINT}")
-    return java
-
-
-def unavailable_reason() -> str | None:
-    """Return why Spark cannot run here (no pyspark, no Java 17+), or None when it can."""
-    try:
-        spark_home()
-        find_java()
-    except SparkClusterError as error:
-        return str(error)
-    return None
 
 
 def free_ports(count: int) -> list[int]:
@@ -224,7 +164,7 @@ def _wait_until_alive(cluster: Cluster, state: dict, timeout: float) -> None:
     alive = 0
     while time.monotonic() < deadline:
         for daemon in daemons:
-            if not _alive(daemon["pid"]):
+            if not processes.alive(daemon["pid"]):
                 raise SparkClusterError(
                     f"Spark daemon {Path(daemon['log']).stem} (pid {daemon['pid']}) exited while starting; "
                     f"read {daemon['log']}"
@@ -243,7 +183,7 @@ def status(folder: Path | None = None) -> Cluster | None:
     """Return the cluster recorded in `folder` when its master runs, else None."""
     folder = (folder or default_folder()).resolve()
     state = _read_state(folder)
-    if state is None or not _is_daemon(state["master"].get("pid"), MASTER_CLASS):
+    if state is None or not processes.is_daemon(state["master"].get("pid"), MASTER_CLASS):
         return None
     return _cluster(folder, state)
 
@@ -258,27 +198,13 @@ def stop(folder: Path | None = None, grace: float = 5.0) -> list[int]:
 
 
 def _stop(folder: Path, grace: float = 5.0) -> list[int]:
+    """Stop the daemons recorded in `folder` (its lock held) and forget them; return the pids ended."""
     state = _read_state(folder)
     if state is None:
         return []
     daemons = [(daemon, WORKER_CLASS) for daemon in state["workers"]] + [(state["master"], MASTER_CLASS)]
-    groups = [daemon["pid"] for daemon, main_class in daemons if _owns_group(daemon.get("pid"), main_class)]
-    # Executors share their worker's group; the Python daemons they fork make groups of their own: signal the tree.
-    tree = _tree(groups)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for group in groups:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(group, sig)
-        for pid in _living(tree):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5.0)
-        while time.monotonic() < deadline and _living(tree):
-            time.sleep(0.1)
-        if not _living(tree):
-            break
-        log.info("Spark processes %s still running %.0f s after SIGTERM: killing them", _living(tree), grace)
-    left = _living(tree)
+    groups = [daemon["pid"] for daemon, main_class in daemons if processes.owns_group(daemon.get("pid"), main_class)]
+    left = processes.end(groups, grace)
     if left:
         raise SparkClusterError(f"Spark processes {left} survived SIGKILL; see {folder / 'logs'}")
     (folder / STATE_FILE).unlink(missing_ok=True)
@@ -290,6 +216,7 @@ def _stop(folder: Path, grace: float = 5.0) -> list[int]:
 
 
 def _cluster(folder: Path, state: dict) -> Cluster:
+    """Return the cluster a state file records."""
     return Cluster(
         folder=folder,
         master_url=state["master_url"],
@@ -300,6 +227,7 @@ def _cluster(folder: Path, state: dict) -> Cluster:
 
 
 def _read_state(folder: Path) -> dict | None:
+    """Return the state file of `folder`, or None when it has none."""
     try:
         return json.loads((folder / STATE_FILE).read_text())
     except FileNotFoundError:
@@ -309,6 +237,7 @@ def _read_state(folder: Path) -> dict | None:
 
 
 def _write_state(folder: Path, state: dict) -> None:
+    """Write the state file of `folder` through a temporary name."""
     pending = folder / f"{STATE_FILE}.tmp"
     pending.write_text(json.dumps(state, indent=2) + "\n")
     pending.replace(folder / STATE_FILE)  # whole, for readers that take no lock
@@ -316,81 +245,8 @@ def _write_state(folder: Path, state: dict) -> None:
 
 @contextlib.contextmanager
 def _lock(folder: Path) -> Iterator[None]:
+    """Hold `folder`'s lock, so one start or stop runs at a time."""
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
-
-
-def _processes() -> dict[int, tuple[str, int, int, str]]:
-    """Return every process's state letter, parent, process group and start time (from /proc)."""
-    table = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        table[int(stat.parent.name)] = (fields[0], int(fields[1]), int(fields[2]), fields[19])
-    return table
-
-
-def _alive(pid: int) -> bool:
-    """Return whether the process runs (reaping it when it is our own exited child)."""
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return fields[0] not in ("Z", "X")
-
-
-def _tree(groups: list[int]) -> dict[int, str]:
-    """Return the live processes in the groups and every descendant of theirs, each with its start time."""
-    table = _processes()
-    found = {pid for pid, (_, _, group, _) in table.items() if group in groups}
-    children: dict[int, list[int]] = {}
-    for pid, (_, parent, _, _) in table.items():
-        children.setdefault(parent, []).append(pid)
-    pending = list(found)
-    while pending:
-        for child in children.get(pending.pop(), []):
-            if child not in found:
-                found.add(child)
-                pending.append(child)
-    return {pid: table[pid][3] for pid in found if table[pid][0] not in ("Z", "X")}
-
-
-def _living(tree: dict[int, str]) -> list[int]:
-    """Return the processes of the tree still running: same pid and start time, not a zombie (ours are reaped)."""
-    for pid in tree:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-    table = _processes()
-    return sorted(
-        pid for pid, started in tree.items() if pid in table and table[pid][3] == started and table[pid][0] not in "ZX"
-    )
-
-
-def _is_daemon(pid: object, main_class: str) -> bool:
-    """Return whether `pid` is a live Spark daemon of that class (not another process that reused the pid)."""
-    if not isinstance(pid, int) or pid <= 1 or not _alive(pid):
-        return False
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except FileNotFoundError:
-        return False
-    return main_class.encode() in command or any(part.endswith(b"spark-class") for part in command)
-
-
-def _owns_group(pid: object, main_class: str) -> bool:
-    """Return whether `pid` names a process group of ours: its leader is our daemon, or gone with members left.
-
-    Linux never reuses a pid while a process group of that number exists, so a group without its leader is ours.
-    """
-    if not isinstance(pid, int) or pid <= 1:
-        return False
-    if _alive(pid):
-        return _is_daemon(pid, main_class) and os.getpgid(pid) == pid
-    return any(group == pid and letter not in "ZX" for letter, _, group, _ in _processes().values())

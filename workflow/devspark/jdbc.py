@@ -10,7 +10,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from workflow.devspark.cluster import SparkClusterError, default_folder
+from workflow.devspark.runtime import SparkClusterError, default_folder
 
 DEBIAN_PACKAGE = "libpostgresql-jdbc-java"
 SYSTEM_JARS = Path("/usr/share/java")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 import os
-from types import ModuleType
 from typing import Any, Protocol
 
+import pyarrow as pa
 from luigi.cmdline_parser import CmdlineParser
 
 from workflow import config
@@ -26,12 +25,16 @@ class Engine(Protocol):
     def read(self, path: str, columns: list[str] | None = None) -> Any:
         """Return a parquet file, or a folder of part files, as the engine's frame."""
 
-    def write(self, frame: Any, path: str, task: Any = None, *, replace: bool = False) -> None:
+    def write(
+        self, frame: Any, path: str, task: Any = None, *, replace: bool = False, schema: pa.Schema | None = None
+    ) -> None:
         """Write a frame to a parquet path atomically: it appears whole or not at all (a target a concurrent run
-        wrote first is kept, unless `replace`)."""
+        wrote first is kept, unless `replace`); pandas writes it in `schema`'s Arrow types when given, Spark's
+        frames carry their own."""
 
     def extract(self, url: str, table: str, columns: Any, path: str, task: Any = None, **options: Any) -> bool:
-        """Write a source table's columns to a parquet target atomically; return whether it was read as of a time."""
+        """Write a source table's columns to a parquet target atomically, or with `columns` None every column in
+        its exact Arrow type (typed_extract.extract_whole_table); return whether it was read as of a time."""
 
     def release(self) -> None:
         """Free what a step kept for its several outputs, once its target is written."""
@@ -66,8 +69,3 @@ def current() -> Engine:
     from workflow.engines import pandas_engine  # noqa: PLC0415
 
     return pandas_engine.ENGINE
-
-
-def rules_of(package: str, engine: Engine) -> ModuleType:
-    """Return a pipeline's rules for the engine: `<package>.rules` for pandas, `<package>.spark_rules` for Spark."""
-    return importlib.import_module(f"{package}.{'rules' if engine.name == 'pandas' else 'spark_rules'}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from workflow.io import extract, memory, parquet
+from workflow.io import extract, memory, parquet, typed_extract
 from workflow.io.files import temporary_name
 
 
@@ -23,22 +23,39 @@ class PandasEngine:
         """Return a parquet file (or folder) as a frame, its ids exact."""
         return parquet.read_frame(path, columns)
 
-    def write(self, frame: pd.DataFrame | pa.Table, path: str, task: object = None, *, replace: bool = False) -> None:
-        """Write a frame to a parquet file atomically; when a concurrent run wrote it first, keep that one (unless
-        `replace`)."""
+    def write(
+        self,
+        frame: pd.DataFrame | pa.Table,
+        path: str,
+        task: object = None,
+        *,
+        replace: bool = False,
+        schema: pa.Schema | None = None,
+    ) -> None:
+        """Write a frame to a parquet file atomically, in `schema`'s Arrow types when given; when a concurrent run
+        wrote it first, keep that one (unless `replace`)."""
         if isinstance(frame, pd.DataFrame):
-            parquet.write_frame(frame, path, replace=replace)
+            parquet.write_frame(frame, path, replace=replace, schema=schema)
         else:
-            parquet.write_target(frame, path, replace=replace)
+            parquet.write_target(
+                frame if schema is None else frame.select(schema.names).cast(schema), path, replace=replace
+            )
 
     def extract(
-        self, url: str, table: str, columns: pa.Schema, path: str, task: object = None, **options: object
+        self, url: str, table: str, columns: pa.Schema | None, path: str, task: object = None, **options: object
     ) -> bool:
-        """Stream a source table into a parquet file with COPY (extract.extract_table_to_parquet's options); return
-        whether it was read as of a time."""
-        temporary = temporary_name(Path(path))
+        """Stream a source table's columns into a parquet file with COPY (extract.extract_table_to_parquet's options),
+        or, when `columns` is None, every column in its exact Arrow type (a snapshot); return whether it was read as
+        of a time."""
+        path = Path(path)
+        if columns is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            whole = typed_extract.extract_whole_table(url, table, schema=options.get("schema"))
+            parquet.write_target(whole, path)
+            return False
+        temporary = temporary_name(path)
         _, as_of = extract.extract_table_to_parquet(url, table, columns, temporary, **options)
-        parquet.publish(temporary, Path(path))
+        parquet.publish(temporary, path)
         return as_of
 
     def release(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import luigi
@@ -58,6 +60,18 @@ def publish(temporary: Path, path: Path, *, replace: bool = False) -> None:
     os.replace(temporary, path)
 
 
+@contextmanager
+def _written(path: Path, *, replace: bool) -> Iterator[Path]:
+    """Yield the temporary name to write `path` under; publish it once written, or remove it when writing fails."""
+    temporary = temporary_name(path)
+    try:
+        yield temporary
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    publish(temporary, path, replace=replace)
+
+
 def write_file(table: pa.Table, path: Path) -> None:
     """Write a parquet file through a temporary name, replacing any previous one, so it appears whole or not at all."""
     write_target(table, path, replace=True)
@@ -65,26 +79,23 @@ def write_file(table: pa.Table, path: Path) -> None:
 
 def write_target(table: pa.Table, path: str | Path, *, replace: bool = False) -> None:
     """Write a parquet file atomically; when a concurrent run wrote it first, keep that one (unless `replace`)."""
-    path = Path(path)
-    temporary = temporary_name(path)
-    pq.write_table(table, temporary)
-    publish(temporary, path, replace=replace)
+    with _written(Path(path), replace=replace) as temporary:
+        pq.write_table(table, temporary)
 
 
-def write_frame(frame: pd.DataFrame, path: str | Path, *, replace: bool = False) -> None:
+def write_frame(
+    frame: pd.DataFrame, path: str | Path, *, replace: bool = False, schema: pa.Schema | None = None
+) -> None:
     """Write a frame to a parquet file atomically (as write_target), converting it to Arrow one row group at a time,
-    so that it is never held twice."""
-    path = Path(path)
-    temporary = temporary_name(path)
-    schema = pa.Schema.from_pandas(frame, preserve_index=False)
-    with pq.ParquetWriter(temporary, schema) as writer:
+    so that it is never held twice; its columns take `schema`'s Arrow types when given (else pandas' own)."""
+    schema = schema if schema is not None else pa.Schema.from_pandas(frame, preserve_index=False)
+    with _written(Path(path), replace=replace) as temporary, pq.ParquetWriter(temporary, schema) as writer:
         for start in range(0, len(frame), ROW_GROUP_ROWS):
             part = frame.iloc[start : start + ROW_GROUP_ROWS]
             writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
             del part
         if not len(frame):
             writer.write_table(schema.empty_table())
-    publish(temporary, path, replace=replace)
 
 
 def read_frame(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
