@@ -19,10 +19,11 @@ from workflow.core import dated_load
 from workflow.errors import SourceDataError
 from workflow.io import extract
 from workflow.pipelines.courses import PIPELINE, demo, schemas, warehouse
+from workflow.rules.ratings import RATED_AT
 
 DAY = dt.date(2026, 11, 24)
 CUT = dt.datetime(2026, 11, 25, tzinfo=dt.timezone.utc)
-AS_OF = {"timestamp_column": "rated_at", "before": CUT, "timestamp_as": schemas.RATED_AT}
+AS_OF = {"timestamp_column": "rated_at", "before": CUT, "timestamp_as": RATED_AT}
 
 
 @pytest.fixture

@@ -179,7 +179,7 @@ def test_the_luigi_command_runs_the_graph_and_exits_zero(small_source: Databases
     assert result.returncode == 0, result.stderr
     assert (
         "ratings: 14 rows, 3 set aside in quarantined_ratings.parquet: "
-        "1 missing_value, 1 unknown_course, 1 rating_out_of_range, 0 duplicate_pair"
+        "1 missing_value, 0 missing_timestamp, 1 unknown_course, 1 rating_out_of_range, 0 superseded, 0 duplicate_pair"
     ) in result.stderr
     assert daily_rows(small_source) == EXPECTED
 

@@ -12,6 +12,7 @@ from reference import brute_force_recommendations
 from workflow.errors import InvalidSourceDataError
 from workflow.pipelines.courses import schemas
 from workflow.rules import quality
+from workflow.rules.ratings import UNCOUNTED_REASONS
 
 
 def assert_rows(actual: pd.DataFrame, expected: list[tuple], columns: str) -> None:
@@ -83,7 +84,7 @@ def test_invalid_ratings_are_set_aside_with_the_first_rule_they_break(rules: Rul
         "rating_out_of_range", "unknown_course", "missing_value",
     ]  # fmt: skip
     assert quarantined["user_id"].tolist()[3:7] == [4, 5, 6, 7]
-    assert quality.reason_counts(quarantined, schemas.RATING_REASONS) == {
+    assert quality.reason_counts(quarantined, schemas.RATING_ROLES.reasons) == {
         "missing_value": 4, "unknown_course": 2, "rating_out_of_range": 2, "duplicate_pair": 0,
         "missing_timestamp": 0, "superseded": 0,
     }  # fmt: skip
@@ -338,11 +339,11 @@ def test_superseded_rows_do_not_count_toward_the_invalid_share() -> None:
     quarantined = frame(
         [(1, 10, 2.0, "superseded")] * 5 + [(2, 99, 4.0, "unknown_course")], "user_id course_id rating reason"
     )
-    quality.check_invalid_share("rating", 100, quarantined, 0.01, schemas.UNCOUNTED_REASONS)  # 1 in 100: allowed
+    quality.check_invalid_share("rating", 100, quarantined, 0.01, UNCOUNTED_REASONS)  # 1 in 100: allowed
     out_of_range = frame([(3, 10, 9.0, "rating_out_of_range")], "user_id course_id rating reason")
     quarantined = pd.concat([quarantined, out_of_range], ignore_index=True)
     with pytest.raises(InvalidSourceDataError) as failure:
-        quality.check_invalid_share("rating", 100, quarantined, 0.01, schemas.UNCOUNTED_REASONS)
+        quality.check_invalid_share("rating", 100, quarantined, 0.01, UNCOUNTED_REASONS)
     message = str(failure.value)
     assert message.startswith("rating: 2 of 100 rows (2.00%) break the rules, more than the 1.00% allowed")
     assert "1 unknown_course, 1 rating_out_of_range (and 5 superseded, not counted)" in message

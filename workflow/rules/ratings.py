@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -10,17 +11,43 @@ import pandas as pd
 from workflow.rules.ids import codes, combine, int64_ids, positions
 from workflow.rules.quality import split_by_checks
 
+# The extract's name of a rating's timestamp (UTC), whatever the source calls it.
+RATED_AT = "rated_at"
+# Rows set aside because a newer copy replaced them, not because they break a rule: they do not count
+# toward [rules] max_invalid_share.
+UNCOUNTED_REASONS = ["superseded"]
+
+
+@dataclass(frozen=True)
+class RatingRoles:
+    """Which of a pipeline's columns play user and item in its ratings, and the names of its averages per item."""
+
+    user: str
+    item: str
+    unknown_item: str  # the reason of a rating of an item that does not exist: unknown_course, unknown_film
+    average: str
+    count: str
+
+    @property
+    def reasons(self) -> list[str]:
+        """Return the reasons a rating is set aside, in the order validate_ratings checks them."""
+        return ["missing_value", "missing_timestamp", self.unknown_item, "rating_out_of_range", "superseded",
+                "duplicate_pair"]  # fmt: skip
+
+
+def average_ratings(ratings: pd.DataFrame, roles: RatingRoles) -> pd.DataFrame:
+    """Return each rated item's mean rating and number of valid ratings, by item id, under the roles' names."""
+    grouped = ratings.groupby(roles.item, sort=True)["rating"]
+    averages = pd.DataFrame({roles.average: grouped.mean(), roles.count: grouped.size().astype("int64")})
+    return averages.reset_index().astype({roles.item: "int64"})
+
 
 def validate_ratings(
     ratings: pd.DataFrame,
     item_ids: pd.Series | pd.DataFrame,
     min_rating: float,
     max_rating: float,
-    *,
-    user: str,
-    item: str,
-    unknown_item: str,
-    rated_at: str = "rated_at",
+    roles: RatingRoles,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the valid ratings, and the others with the first rule they break as `reason`.
 
@@ -33,6 +60,7 @@ def validate_ratings(
     as `duplicate_pair`, since none of them can be trusted. Ids may be any int64, or float64 or
     nullable Int64 with missing values.
     """
+    user, item, unknown_item, rated_at = roles.user, roles.item, roles.unknown_item, RATED_AT
     columns = [user, item, "rating"]
     stamped = rated_at in ratings.columns
     ratings = ratings[columns + [rated_at] * stamped]

@@ -1,10 +1,12 @@
-"""Ratings of items by users, validated on Spark: the rules of core.ratings, in the DataFrame API."""
+"""Ratings of items by users, validated and averaged on Spark: the rules of rules.ratings, in the DataFrame API."""
 
 from __future__ import annotations
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812
+
+from workflow.rules.ratings import RATED_AT, RatingRoles
 
 
 def first_failed(checks: list[tuple[str, Column]]) -> Column:
@@ -27,16 +29,13 @@ def validate_ratings(
     item_ids: DataFrame,
     min_rating: float,
     max_rating: float,
-    *,
-    user: str,
-    item: str,
-    unknown_item: str,
-    rated_at: str = "rated_at",
+    roles: RatingRoles,
 ) -> tuple[DataFrame, DataFrame]:
     """Return the valid ratings, and the others with the first rule they break as `reason` (core.ratings' rules).
 
     `item_ids` is a one-column frame of the known items.
     """
+    user, item, unknown_item, rated_at = roles.user, roles.item, roles.unknown_item, RATED_AT
     columns = [user, item, "rating"]
     stamped = rated_at in ratings.columns
     rows = ratings.select(*columns, *([rated_at] if stamped else []))
@@ -86,3 +85,10 @@ def validate_ratings(
         .select(F.col(user).cast("long"), F.col(item).cast("long"), rating.cast("double"))
     )
     return valid, quarantined.drop("_repeated")
+
+
+def average_ratings(ratings: DataFrame, roles: RatingRoles) -> DataFrame:
+    """Return each rated item's mean rating and number of valid ratings, under the roles' names."""
+    return ratings.groupBy(F.col(roles.item).cast("long").alias(roles.item)).agg(
+        F.avg("rating").alias(roles.average), F.count(F.lit(1)).cast("long").alias(roles.count)
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from workflow.pipelines.courses.schemas import COURSE_COLUMNS
+from workflow.pipelines.courses.schemas import COURSE_COLUMNS, RATING_ROLES
 from workflow.rules import ratings as ratings_rules
 from workflow.rules.ids import codes, combine, int64_ids, positions
 from workflow.rules.quality import split_by_checks
@@ -36,16 +36,12 @@ def validate_ratings(
     ratings: pd.DataFrame, course_ids: pd.Series | pd.DataFrame, min_rating: float, max_rating: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return the valid course ratings, and the others with the first rule they break as `reason` (core.ratings)."""
-    return ratings_rules.validate_ratings(
-        ratings, course_ids, min_rating, max_rating, user="user_id", item="course_id", unknown_item="unknown_course"
-    )
+    return ratings_rules.validate_ratings(ratings, course_ids, min_rating, max_rating, RATING_ROLES)
 
 
 def average_course_ratings(ratings: pd.DataFrame) -> pd.DataFrame:
     """Return each rated course's mean rating (`average_rating`) and number of ratings, by course_id."""
-    grouped = ratings.groupby("course_id", sort=True)["rating"]
-    averages = pd.DataFrame({"average_rating": grouped.mean(), "n_ratings": grouped.size().astype("int64")})
-    return averages.reset_index()
+    return ratings_rules.average_ratings(ratings, RATING_ROLES)
 
 
 def user_languages(ratings: pd.DataFrame, courses: pd.DataFrame) -> pd.DataFrame:

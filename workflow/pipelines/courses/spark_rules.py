@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812
 
-from workflow.pipelines.courses.schemas import COURSE_COLUMNS
+from workflow.pipelines.courses.schemas import COURSE_COLUMNS, RATING_ROLES
 from workflow.rules import spark_ratings
 
 # What Python's str.strip() removes (str.isspace): Spark's trim() strips spaces only.
@@ -39,16 +39,12 @@ def validate_ratings(
     ratings: DataFrame, course_ids: DataFrame, min_rating: float, max_rating: float
 ) -> tuple[DataFrame, DataFrame]:
     """Return the valid course ratings, and the others with the first rule they break as `reason`."""
-    return spark_ratings.validate_ratings(
-        ratings, course_ids, min_rating, max_rating, user="user_id", item="course_id", unknown_item="unknown_course"
-    )
+    return spark_ratings.validate_ratings(ratings, course_ids, min_rating, max_rating, RATING_ROLES)
 
 
 def average_course_ratings(ratings: DataFrame) -> DataFrame:
     """Return each rated course's mean rating (`average_rating`) and number of ratings, by course_id."""
-    return ratings.groupBy("course_id").agg(
-        F.avg("rating").alias("average_rating"), F.count(F.lit(1)).cast("long").alias("n_ratings")
-    )
+    return spark_ratings.average_ratings(ratings, RATING_ROLES)
 
 
 def user_languages(ratings: DataFrame, courses: DataFrame) -> DataFrame:

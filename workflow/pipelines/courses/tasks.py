@@ -13,14 +13,8 @@ from workflow.core.tasks import ParquetTask, end_of_day, refuse_unfinished_day
 from workflow.io.postgres import has_column
 from workflow.io.urls import safe_url
 from workflow.pipelines.courses import PIPELINE, warehouse
-from workflow.pipelines.courses.schemas import (
-    COURSE_REASONS,
-    COURSES_SCHEMA,
-    RATED_AT,
-    RATING_REASONS,
-    RATING_SCHEMA,
-    UNCOUNTED_REASONS,
-)
+from workflow.pipelines.courses.schemas import COURSE_REASONS, COURSES_SCHEMA, RATING_ROLES, RATING_SCHEMA
+from workflow.rules.ratings import RATED_AT, UNCOUNTED_REASONS
 
 log = logging.getLogger("luigi-interface.workflow.courses")
 
@@ -99,7 +93,7 @@ class ValidRatings(CoursesStep):
         settings = config.rules()
         valid, quarantined = self.rules.validate_ratings(ratings, course_ids, settings.min_rating, settings.max_rating)
         del ratings  # the valid rows are written without the whole extract beside them
-        self.set_aside("ratings", n_ratings, quarantined, RATING_REASONS, UNCOUNTED_REASONS)
+        self.set_aside("ratings", n_ratings, quarantined, RATING_ROLES.reasons, UNCOUNTED_REASONS)
         self.write(valid)
 
 
