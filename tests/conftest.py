@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from engines import ENGINES, Rules, rules_for
+from engines import ENGINES, FilmRules, Rules, film_rules_for, rules_for
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -159,6 +159,12 @@ def luigi_setting() -> Iterator:
 def rules(request: pytest.FixtureRequest) -> Rules:
     """Return the courses rules of each engine in turn, behind the pandas interface (tests/engines.py)."""
     return rules_for(request.param)
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def film_rules(request: pytest.FixtureRequest) -> FilmRules:
+    """Return the film rules of each engine in turn, behind the pandas interface (tests/engines.py)."""
+    return film_rules_for(request.param)
 
 
 def frame(rows: list[tuple], columns: str) -> pd.DataFrame:

@@ -7,18 +7,21 @@ rows that come from the inputs in input order, the others sorted as the pandas r
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections import defaultdict
+from decimal import Decimal
 from types import ModuleType
 
 import pandas as pd
 import pyarrow as pa
 
 from workflow.pipelines.courses import rules as pandas_rules
+from workflow.pipelines.films import rules as pandas_film_rules
 
 ENGINES = ("pandas", "spark")
-# Arrow types of the columns the rules know; any other column is text.
+# Arrow types of the columns the rules know; any other column is text, and a column of Decimals a decimal.
 TYPES = {
     "user_id": pa.int64(),
     "course_id": pa.int64(),
@@ -28,6 +31,14 @@ TYPES = {
     "n_rated": pa.int64(),
     "rank": pa.int64(),
     "rated_at": pa.timestamp("us", tz="UTC"),
+    "customer_id": pa.int64(),
+    "film_id": pa.int64(),
+    "rental_id": pa.int64(),
+    "inventory_id": pa.int64(),
+    "rented_at": pa.timestamp("us", tz="UTC"),
+    "rental_rate": pa.float64(),
+    "avg_rating": pa.float64(),
+    "rating_count": pa.int64(),
 }
 
 
@@ -61,6 +72,16 @@ def _plain(value: object, kind: pa.DataType) -> object:
     return int(value) if kind == pa.int64() else float(value) if kind == pa.float64() else value
 
 
+def _arrow_type(name: str, values: pd.Series) -> pa.DataType:
+    """Return a column's Arrow type: decimal(4, 2) for Decimals (as Pagila's rates), wider when a value needs it."""
+    decimals = [value for value in values if isinstance(value, Decimal)]
+    if not decimals:
+        return TYPES.get(name, pa.string())
+    scale = max(2, *(-value.as_tuple().exponent for value in decimals))
+    digits = max(2, *(value.adjusted() + 1 for value in decimals))
+    return pa.decimal128(digits + scale, scale)
+
+
 def _in_input_order(output: pd.DataFrame, inputs: pd.DataFrame) -> pd.DataFrame:
     """Return the output's rows in the order their copies hold in the input (matched on the shared columns)."""
     columns = [name for name in output.columns if name in inputs.columns]
@@ -71,18 +92,16 @@ def _in_input_order(output: pd.DataFrame, inputs: pd.DataFrame) -> pd.DataFrame:
     return output.assign(_place=order).sort_values("_place").drop(columns="_place").reset_index(drop=True)
 
 
-class SparkRules:
-    """The courses pipeline's Spark rules, called with and returning pandas frames."""
+class SparkFrames:
+    """Pandas frames as Spark frames with the rules' column types, and back."""
 
     def __init__(self, session: object) -> None:
-        from workflow.pipelines.courses import spark_rules  # noqa: PLC0415
-
-        self.session, self.rules = session, spark_rules
+        self.session = session
 
     def spark(self, frame: pd.DataFrame | pd.Series) -> object:
         """Return a pandas frame (or series) as a Spark frame with the rules' column types."""
         frame = frame.to_frame() if isinstance(frame, pd.Series) else frame
-        schema = pa.schema([(name, TYPES.get(name, pa.string())) for name in frame.columns])
+        schema = pa.schema([(name, _arrow_type(name, frame[name])) for name in frame.columns])
         columns = {field.name: [_plain(value, field.type) for value in frame[field.name]] for field in schema}
         return self.session.createDataFrame(pa.table(columns, schema=schema))
 
@@ -92,6 +111,16 @@ class SparkRules:
         table = frame.toArrow()
         with_nulls = any(column.type == pa.int64() and column.null_count for column in table.columns)
         return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get if with_nulls else None)
+
+
+class SparkRules(SparkFrames):
+    """The courses pipeline's Spark rules, called with and returning pandas frames."""
+
+    def __init__(self, session: object) -> None:
+        from workflow.pipelines.courses import spark_rules  # noqa: PLC0415
+
+        super().__init__(session)
+        self.rules = spark_rules
 
     def clean_courses(self, courses: pd.DataFrame, language_fill: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         cleaned, quarantined = self.rules.clean_courses(self.spark(courses), language_fill)
@@ -142,29 +171,95 @@ class SparkRules:
         return top.sort_values(["user_id", "rank"]).reset_index(drop=True)
 
 
-_spark_rules: dict[str, SparkRules] = {}  # one session for the whole test run
+class SparkFilmRules(SparkFrames):
+    """The film pipeline's Spark rules, called with and returning pandas frames."""
+
+    def __init__(self, session: object) -> None:
+        from workflow.pipelines.films import spark_rules  # noqa: PLC0415
+
+        super().__init__(session)
+        self.rules = spark_rules
+
+    def split_rental_rate(self, films: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        kept, quarantined = self.rules.split_rental_rate(self.spark(films))
+        kept = self.pandas(kept).sort_values("film_id", kind="stable").reset_index(drop=True)
+        return kept, _in_input_order(self.pandas(quarantined), films)
+
+    def validate_film_ratings(
+        self, ratings: pd.DataFrame, film_ids: pd.Series, min_rating: float, max_rating: float
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        valid, quarantined = self.rules.validate_film_ratings(
+            self.spark(ratings), self.spark(pd.Series(film_ids, name="film_id")), min_rating, max_rating
+        )
+        return _in_input_order(self.pandas(valid), ratings), _in_input_order(self.pandas(quarantined), ratings)
+
+    def average_film_ratings(self, ratings: pd.DataFrame) -> pd.DataFrame:
+        averages = self.pandas(self.rules.average_film_ratings(self.spark(ratings)))
+        return averages.sort_values("film_id").reset_index(drop=True)
+
+    def rented_films(self, rentals: pd.DataFrame, inventory: pd.DataFrame) -> pd.DataFrame:
+        rows = self.pandas(self.rules.rented_films(self.spark(rentals), self.spark(inventory)))
+        # The pandas rule's order: by rental_id, and a rental's films (a copy listed twice) in inventory order.
+        films: dict[object, list] = defaultdict(list)
+        for copy, film in zip(inventory["inventory_id"], inventory["film_id"], strict=True):
+            films[_key(copy)].append(film)
+        ordered = rentals.sort_values("rental_id", kind="stable")
+        order = [
+            {**row, "film_id": film}
+            for row in ordered.to_dict("records")
+            if _key(row["inventory_id"]) is not None
+            for film in films[_key(row["inventory_id"])]
+        ]
+        return _in_input_order(rows, pd.DataFrame(order, columns=[*rentals.columns, "film_id"]))
+
+    def co_rental_recommendations(
+        self, rentals: pd.DataFrame, film_ids: pd.Series, per_film: int = 3, pair_budget: int | None = None
+    ) -> pd.DataFrame:
+        found = self.rules.co_rental_recommendations(
+            self.spark(rentals), self.spark(pd.Series(film_ids, name="film_id")), per_film, pair_budget
+        )
+        found = self.pandas(found).sort_values("film_id").reset_index(drop=True)
+        return found.assign(recommended_film_ids=[list(map(int, ids)) for ids in found["recommended_film_ids"]])
+
+
+_adapters: dict[type, SparkFrames] = {}  # each kind of Spark rules, over one session for the whole test run
 # What a rule test is given: the pandas rules module, or Spark's behind the same interface.
 Rules = ModuleType | SparkRules
+FilmRules = ModuleType | SparkFilmRules
 
 
 def rules_for(engine: str) -> Rules:
-    """Return an engine's rules behind the pandas interface (one Spark session for the whole test run)."""
-    if engine == "pandas":
-        return pandas_rules
-    require_spark()
-    if not _spark_rules:
-        from pyspark.sql import SparkSession  # noqa: PLC0415
+    """Return an engine's courses rules behind the pandas interface (one Spark session for the whole test run)."""
+    return pandas_rules if engine == "pandas" else _spark(SparkRules)
 
-        session = (
-            SparkSession.builder.master("local[2]")
-            .appName("rule-tests")
-            .config("spark.sql.shuffle.partitions", "2")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.ui.enabled", "false")
-            .config("spark.driver.host", "127.0.0.1")
-            .config("spark.driver.bindAddress", "127.0.0.1")
-            .getOrCreate()
-        )
-        session.sparkContext.setLogLevel("ERROR")
-        _spark_rules["session"] = SparkRules(session)
-    return _spark_rules["session"]
+
+def film_rules_for(engine: str) -> FilmRules:
+    """Return an engine's film rules behind the pandas interface (one Spark session for the whole test run)."""
+    return pandas_film_rules if engine == "pandas" else _spark(SparkFilmRules)
+
+
+def _spark(kind: type[SparkFrames]) -> SparkFrames:
+    """Return the Spark rules of a kind over the test run's session, or skip the test when Spark cannot run."""
+    require_spark()
+    if kind not in _adapters:
+        _adapters[kind] = kind(_session())
+    return _adapters[kind]
+
+
+@functools.cache
+def _session() -> object:
+    """Return the test run's one SparkSession: local, two threads, two shuffle partitions, UTC."""
+    from pyspark.sql import SparkSession  # noqa: PLC0415
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("rule-tests")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    return session

@@ -1,7 +1,8 @@
 """The rules spelled out the slow way, independently of the package: what its tests compare the pipeline with.
 
-The plain-Python reference reads the rules row by row with loops, dicts and Counters; the brute
-force pairs every user with every course of their languages with pandas, then sorts.
+The plain-Python reference reads the rules row by row with loops, dicts, sets and Counters; the brute
+force pairs every user with every course of their languages with pandas, then sorts. The film
+pipeline's ratings follow the same rules as the courses' (with `unknown_film`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def expected_clean(rows: list[Row], fill: str) -> tuple[list[Row], list[Row]]:
     return sorted(cleaned, key=lambda row: row[0]), quarantined
 
 
-def first_broken_rule(row: Row, course_ids: set[int], low: float, high: float) -> str | None:
+def first_broken_rule(
+    row: Row, course_ids: set[int], low: float, high: float, unknown: str = "unknown_course"
+) -> str | None:
     """Return the first rule a single row breaks, or None (the rules about other rows come after)."""
     user, course, rating, *stamp = row
     if is_missing(user) or is_missing(course) or is_missing(rating):
@@ -46,19 +49,22 @@ def first_broken_rule(row: Row, course_ids: set[int], low: float, high: float) -
     if stamp and is_missing(stamp[0]):
         return "missing_timestamp"
     if course not in course_ids:
-        return "unknown_course"
+        return unknown
     if not low <= rating <= high:
         return "rating_out_of_range"
     return None
 
 
-def expected_validate(rows: list[Row], course_ids: set[int], low: float, high: float) -> tuple[list[Row], list[Row]]:
+def expected_validate(
+    rows: list[Row], course_ids: set[int], low: float, high: float, unknown: str = "unknown_course"
+) -> tuple[list[Row], list[Row]]:
     """Return the valid (user, course, rating) rows, and each other row with its reason, both in input order.
 
-    Rows are (user, course, rating), or (user, course, rating, rated_at) when the extract has timestamps.
+    Rows are (user, course, rating), or (user, course, rating, rated_at) when the extract has timestamps;
+    a rating of an item not in course_ids is set aside as `unknown`.
     """
     stamped = bool(rows) and len(rows[0]) == 4
-    first_failed = [first_broken_rule(row, course_ids, low, high) for row in rows]
+    first_failed = [first_broken_rule(row, course_ids, low, high, unknown) for row in rows]
     # The stamps of each pair's copies that break no rule so far: the strictly latest alone is the rating.
     copies: dict[tuple, list] = defaultdict(list)
     for row, failed in zip(rows, first_failed, strict=True):
@@ -78,6 +84,31 @@ def expected_validate(rows: list[Row], course_ids: set[int], low: float, high: f
         else:
             quarantined.append((*(None if is_missing(v) else v for v in row), reason))
     return valid, quarantined
+
+
+def expected_averages(valid: list[Row]) -> list[Row]:
+    """Return (item, mean rating, number of ratings) of each item of the valid (user, item, rating) rows, by item."""
+    ratings: dict[int, list[float]] = defaultdict(list)
+    for _, item, rating in valid:
+        ratings[item].append(rating)
+    return [(item, sum(values) / len(values), len(values)) for item, values in sorted(ratings.items())]
+
+
+def expected_co_rentals(rows: list[Row], film_ids: set[int], per_film: int) -> dict[int, list[int]]:
+    """Return each film's `per_film` other films rented by the most of its customers, ties to the lower id.
+
+    Rows are (customer, film); those missing either, or of a film not in film_ids, are ignored.
+    """
+    customers: dict[int, set] = {film: set() for film in film_ids}
+    for customer, film in rows:
+        if not is_missing(customer) and film in customers:
+            customers[film].add(customer)
+    recommended = {}
+    for film in sorted(film_ids):
+        shared = {other: len(customers[film] & customers[other]) for other in film_ids if other != film}
+        ranked = sorted((other for other, n in shared.items() if n > 0), key=lambda other: (-shared[other], other))
+        recommended[film] = ranked[:per_film]
+    return recommended
 
 
 def expected_top(

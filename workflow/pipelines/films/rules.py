@@ -9,6 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from workflow.pipelines.films.schemas import RATING_ROLES, RENTAL_COLUMNS, RENTED_AT
 from workflow.rules import ratings as ratings_rules
 from workflow.rules.ids import codes, combine, int64_ids, positions
 from workflow.rules.quality import split_by_checks
@@ -57,17 +58,21 @@ def split_rental_rate(films: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def validate_film_ratings(
     ratings: pd.DataFrame, film_ids: pd.Series, min_rating: float, max_rating: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return the valid film ratings, and the others with the first rule they break as `reason` (core.ratings)."""
-    return ratings_rules.validate_ratings(
-        ratings, film_ids, min_rating, max_rating, user="customer_id", item="film_id", unknown_item="unknown_film"
-    )
+    """Return the valid film ratings, and the others with the first rule they break as `reason` (rules.ratings)."""
+    return ratings_rules.validate_ratings(ratings, film_ids, min_rating, max_rating, RATING_ROLES)
 
 
 def average_film_ratings(ratings: pd.DataFrame) -> pd.DataFrame:
     """Return each rated film's mean rating (`avg_rating`) and number of ratings (`rating_count`), by film_id."""
-    grouped = ratings.groupby("film_id", sort=True)["rating"]
-    averages = pd.DataFrame({"avg_rating": grouped.mean(), "rating_count": grouped.size().astype("int64")})
-    return averages.reset_index().astype({"film_id": "int64"})
+    return ratings_rules.average_ratings(ratings, RATING_ROLES)
+
+
+def rented_films(rentals: pd.DataFrame, inventory: pd.DataFrame) -> pd.DataFrame:
+    """Return the customer_id, film_id (and rented_at, if any) of each rental of a known copy, by rental_id."""
+    columns = RENTAL_COLUMNS if RENTED_AT in rentals.columns else RENTAL_COLUMNS[:2]
+    # A rental without a copy matches none (pandas would match a missing inventory_id with a missing one).
+    rented = rentals.dropna(subset=["inventory_id"]).merge(inventory[["inventory_id", "film_id"]], on="inventory_id")
+    return rented.sort_values("rental_id", kind="stable")[columns].reset_index(drop=True)
 
 
 def co_rental_recommendations(

@@ -12,38 +12,49 @@ import pyarrow.parquet as pq
 from workflow import config, databases
 from workflow.core.dated_load import DatedLoadTask
 from workflow.core.tasks import ParquetTask, end_of_day, refuse_unfinished_day
-from workflow.engines import pandas_engine
-from workflow.io.extract import extract_table
+from workflow.io.parquet import count_rows
 from workflow.io.postgres import has_column
-from workflow.io.typed_extract import extract_whole_table, table_exists
+from workflow.io.typed_extract import table_exists
 from workflow.io.urls import safe_url
 from workflow.pipelines.films import PIPELINE, rules, warehouse
 from workflow.pipelines.films.schemas import (
     AVERAGES_SCHEMA,
     FILM_REASONS,
     INVENTORY_SCHEMA,
-    RATED_AT,
-    RATING_REASONS,
+    RATE_PARTS,
+    RATING_ROLES,
     RATING_SCHEMA,
     RECOMMENDATIONS_SCHEMA,
-    RENTAL_COLUMNS,
     RENTAL_SCHEMA,
     RENTED_AT,
-    UNCOUNTED_REASONS,
 )  # fmt: skip
+from workflow.rules.ratings import RATED_AT, UNCOUNTED_REASONS
 
 log = logging.getLogger("luigi-interface.workflow.films")
 _reported: set[str] = set()  # missing tables already logged by this process
 
 
 class FilmStep(ParquetTask):
-    """A step of the film pipeline: it runs on the pandas engine whichever is chosen (its rules have no Spark form)."""
+    """A step of the film pipeline, writing one parquet target of the date on the chosen engine."""
 
     pipeline = PIPELINE
 
-    @property
-    def engine(self) -> pandas_engine.PandasEngine:
-        return pandas_engine.ENGINE
+    def source_url(self) -> str:
+        """Return the URL of the films database (FILMS_DATABASE_URL, [database] films_url, or the embedded one)."""
+        return databases.url_of(PIPELINE.source)
+
+    def extract_as_of(self, table: str, columns: pa.Schema, column: str | None, stamp_as: str, what: str) -> None:
+        """Write the table's columns as they stood at the end of the date (rows stamped before it, or without a
+        stamp), or a snapshot when the table has no such column; a day not over is refused."""
+        settings, url = config.films(), self.source_url()
+        stamped = bool(column) and has_column(url, table, column, schema=settings.schema)
+        if stamped:
+            refuse_unfinished_day(self, what)
+        as_of = self.extract(
+            url, table, columns, schema=settings.schema, timestamp_column=column or None, before=end_of_day(self.date),
+            timestamp_as=stamp_as,
+        )  # fmt: skip
+        self.facts["source"] = f"as of {end_of_day(self.date):%Y-%m-%d %H:%M} UTC" if as_of else "snapshot"
 
 
 class SourceTableTarget(luigi.Target):
@@ -80,30 +91,31 @@ class ExtractedFilms(FilmStep):
     def run(self) -> None:
         settings = config.films()
         self.set_status_message("extracting films")
-        self.write(extract_whole_table(databases.url_of(PIPELINE.source), settings.film_table, schema=settings.schema))
+        self.extract(self.source_url(), settings.film_table, None, schema=settings.schema)
         self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
 
 
 class ExtractedRentals(FilmStep):
-    """Each rental made before the end of the date (UTC): its customer, film (through inventory) and time."""
+    """Each rental made before the end of the date (UTC): its id, inventory item, customer and time."""
 
-    def requires(self) -> list[SourceTable]:
-        return [SourceTable(config.films().rental_table), SourceTable(config.films().inventory_table)]
+    def requires(self) -> SourceTable:
+        return SourceTable(config.films().rental_table)
 
     def run(self) -> None:
-        settings, url = config.films(), databases.url_of(PIPELINE.source)
-        column = settings.rental_timestamp_column
-        if has_column(url, settings.rental_table, column, schema=settings.schema):
-            refuse_unfinished_day(self, "rentals")
-        rentals, as_of = extract_table(
-            url, settings.rental_table, RENTAL_SCHEMA, schema=settings.schema,
-            timestamp_column=column, before=end_of_day(self.date), timestamp_as=RENTED_AT,
-        )  # fmt: skip
-        inventory, _ = extract_table(url, settings.inventory_table, INVENTORY_SCHEMA, schema=settings.schema)
-        joined = rentals.join(inventory, "inventory_id", join_type="inner").sort_by("rental_id")
-        self.facts["source"] = f"as of {end_of_day(self.date):%Y-%m-%d %H:%M} UTC" if as_of else "snapshot"
-        self.facts["rentals_without_inventory"] = rentals.num_rows - joined.num_rows
-        self.write(joined.select(RENTAL_COLUMNS if as_of else RENTAL_COLUMNS[:2]))
+        settings = config.films()
+        self.extract_as_of(settings.rental_table, RENTAL_SCHEMA, settings.rental_timestamp_column, RENTED_AT, "rentals")
+
+
+class ExtractedInventory(FilmStep):
+    """Each inventory item's film (the inventory has no history: a snapshot)."""
+
+    def requires(self) -> SourceTable:
+        return SourceTable(config.films().inventory_table)
+
+    def run(self) -> None:
+        settings = config.films()
+        self.extract(self.source_url(), settings.inventory_table, INVENTORY_SCHEMA, schema=settings.schema)
+        self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
 
 
 class FilmRentalRates(FilmStep):
@@ -114,71 +126,75 @@ class FilmRentalRates(FilmStep):
 
     def run(self) -> None:
         films = self.read(self.requires())
-        kept, quarantined = rules.split_rental_rate(films)
-        self.set_aside("films", len(films), quarantined, FILM_REASONS)
-        schema = pq.read_schema(self.requires().output().path)
-        schema = schema.append(pa.field("rental_rate_dollar", pa.int32())).append(
-            pa.field("rental_rate_cents", pa.int32())
-        )
-        self.write(pa.Table.from_pandas(kept, schema=schema, preserve_index=False))
+        kept, quarantined = self.rules.split_rental_rate(films)
+        self.set_aside("films", self.facts["rows_in"], quarantined, FILM_REASONS)
+        extracted = pq.read_schema(self.requires().output().path) if self.engine.name == "pandas" else None
+        self.write(kept, schema=extracted and pa.schema([*extracted, *(pa.field(p, pa.int32()) for p in RATE_PARTS)]))
+
+
+class ExtractedFilmRatings(FilmStep):
+    """The ratings table ([films] rating_table) as it stood at the end of the date; no rows when there is none."""
+
+    def requires(self) -> SourceTable | list:
+        settings = config.films()
+        return [SourceTable(settings.rating_table)] if settings.wait_for_rating_table and settings.rating_table else []
+
+    def run(self) -> None:
+        settings, url = config.films(), self.source_url()
+        table = settings.rating_table
+        if not table or not table_exists(url, table, schema=settings.schema):
+            log.warning("no ratings table %r in %s: every film's average rating is NULL", table, safe_url(url))
+            self.facts["source"] = f"no table {table!r}"
+            self.write(RATING_SCHEMA.append(pa.field(RATED_AT, pa.timestamp("us", tz="UTC"))).empty_table())
+            return
+        self.extract_as_of(table, RATING_SCHEMA, settings.rating_timestamp_column, RATED_AT, "ratings")
 
 
 class FilmRatings(FilmStep):
     """Each rated film's average rating and number of ratings, from the ratings table when there is one."""
 
     def requires(self) -> dict[str, luigi.Task]:
-        settings = config.films()
-        waits = settings.wait_for_rating_table and settings.rating_table
-        return {
-            "films": self.clone(FilmRentalRates),
-            **({"table": SourceTable(settings.rating_table)} if waits else {}),
-        }
+        return {"ratings": self.clone(ExtractedFilmRatings), "films": self.clone(FilmRentalRates)}
 
     def run(self) -> None:
-        settings, url = config.films(), databases.url_of(PIPELINE.source)
-        table, column = settings.rating_table, settings.rating_timestamp_column or None
-        if not table or not table_exists(url, table, schema=settings.schema):
-            log.warning("no ratings table %r in %s: every film's average rating is NULL", table, safe_url(url))
-            self.facts["source"] = f"no table {table!r}"
+        inputs = self.requires()
+        n_ratings = count_rows(inputs["ratings"].output().path)
+        if not n_ratings:
             self.write(AVERAGES_SCHEMA.empty_table())
             return
-        if column and has_column(url, table, column, schema=settings.schema):
-            refuse_unfinished_day(self, "ratings")
-        ratings, as_of = extract_table(
-            url, table, RATING_SCHEMA, schema=settings.schema,
-            timestamp_column=column, before=end_of_day(self.date), timestamp_as=RATED_AT,
-        )  # fmt: skip
-        self.facts["source"] = f"as of {end_of_day(self.date):%Y-%m-%d %H:%M} UTC" if as_of else "snapshot"
-        film_ids = self.read(self.requires()["films"], ["film_id"])["film_id"]
+        ratings = self.read(inputs["ratings"])
+        film_ids = self.read(inputs["films"], ["film_id"])
         rule = config.rules()
-        valid, quarantined = rules.validate_film_ratings(
-            ratings.to_pandas(), film_ids, rule.min_rating, rule.max_rating
-        )
-        self.set_aside("film_ratings", ratings.num_rows, quarantined, RATING_REASONS, UNCOUNTED_REASONS)
-        self.write(
-            pa.Table.from_pandas(rules.average_film_ratings(valid), schema=AVERAGES_SCHEMA, preserve_index=False)
-        )
+        valid, quarantined = self.rules.validate_film_ratings(ratings, film_ids, rule.min_rating, rule.max_rating)
+        del ratings
+        self.set_aside("film_ratings", n_ratings, quarantined, RATING_ROLES.reasons, UNCOUNTED_REASONS)
+        self.write(self.rules.average_film_ratings(valid), schema=AVERAGES_SCHEMA)
 
 
 class FilmRecommendations(FilmStep):
     """For each film, the other films most often rented by its customers ("customers who rented this also rented")."""
 
     def requires(self) -> dict[str, luigi.Task]:
-        return {"rentals": self.clone(ExtractedRentals), "films": self.clone(FilmRentalRates)}
+        return {
+            "rentals": self.clone(ExtractedRentals),
+            "inventory": self.clone(ExtractedInventory),
+            "films": self.clone(FilmRentalRates),
+        }
 
     def run(self) -> None:
-        rentals = self.read(self.requires()["rentals"], ["customer_id", "film_id"])
-        film_ids = self.read(self.requires()["films"], ["film_id"])["film_id"]
-        self.set_status_message(f"ranking co-rentals of {len(rentals):,} rentals")
-        found = rules.co_rental_recommendations(rentals, film_ids, config.films().recommendations_per_film)
-        self.write(pa.Table.from_pandas(found, schema=RECOMMENDATIONS_SCHEMA, preserve_index=False))
+        inputs = self.requires()
+        rentals = self.read(inputs["rentals"], ["rental_id", "inventory_id", "customer_id"])
+        rented = self.rules.rented_films(rentals, self.read(inputs["inventory"]))
+        film_ids = self.read(inputs["films"], ["film_id"])
+        self.set_status_message("ranking co-rentals")
+        found = self.rules.co_rental_recommendations(rented, film_ids, config.films().recommendations_per_film)
+        self.write(found, schema=RECOMMENDATIONS_SCHEMA)
 
 
 class FilmsTask(DatedLoadTask):
     """The date's films, rate parts, average ratings and recommendations, loaded into the warehouse's store.film."""
 
     pipeline = PIPELINE
-    engine = FilmStep.engine
 
     def requires(self) -> dict[str, luigi.Task]:
         if self.unreachable is not None:
@@ -188,6 +204,7 @@ class FilmsTask(DatedLoadTask):
 
     def run(self) -> None:
         self.raise_if_unreachable()
+        # A few thousand films: read whole from the targets of either engine (a file, or a folder of parts).
         inputs = {name: pq.read_table(task.output().path) for name, task in self.requires().items()}
         films = rules.film_rows(inputs["films"], inputs["ratings"], inputs["recommendations"])
         self.set_status_message(f"loading {films.num_rows:,} films")
@@ -198,4 +215,7 @@ class FilmsTask(DatedLoadTask):
 
 
 # Every task users may run by name, the load of a date first (the pipeline's declaration reads this).
-TASKS = (FilmsTask, ExtractedFilms, ExtractedRentals, FilmRentalRates, FilmRatings, FilmRecommendations, SourceTable)
+TASKS = (
+    FilmsTask, ExtractedFilms, ExtractedRentals, ExtractedInventory, ExtractedFilmRatings, FilmRentalRates,
+    FilmRatings, FilmRecommendations, SourceTable,
+)  # fmt: skip
