@@ -22,7 +22,7 @@ import workflow
 from workflow import scheduler
 from workflow.core import dated_load
 from workflow.daily import DailyPipelines
-from workflow.databases import embedded_server, url_of
+from workflow.databases import embedded_server, url_of, warehouse_url
 from workflow.errors import DatabaseUnavailableError
 from workflow.pipelines import films
 from workflow.pipelines.courses import PIPELINE, demo
@@ -170,23 +170,21 @@ def test_a_connection_retries_while_the_server_restarts(databases: Databases, lu
     server.stop()
     restart = threading.Timer(1.0, server.ensure_running)
     restart.start()
-    try:
-        assert (
-            dated_load.loaded_dates(databases.warehouse, PIPELINE.marker, [dt.date(2000, 1, 1)]) == set()
-        )  # answered after retries
+    try:  # the URL as a run resolves it, which applies the [connection] settings
+        assert dated_load.loaded_dates(warehouse_url(), PIPELINE.marker, [dt.date(2000, 1, 1)]) == set()
     finally:
         restart.join()
 
 
-def test_a_connection_that_never_comes_back_fails_clearly(luigi_setting) -> None:
+def test_a_connection_that_never_comes_back_fails_clearly(luigi_setting, monkeypatch: pytest.MonkeyPatch) -> None:
     luigi_setting("connection", "attempts", 5)
     luigi_setting("connection", "first_wait", 0.01)
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    url = f"postgresql+psycopg2://someone:hunter2@127.0.0.1:{port}/dwh"
+    monkeypatch.setenv("DWH_DATABASE_URL", f"postgresql://someone:hunter2@127.0.0.1:{port}/dwh")
     with pytest.raises(DatabaseUnavailableError) as failure:
-        dated_load.loaded_dates(url, PIPELINE.marker, [dt.date(2000, 1, 1)])
+        dated_load.loaded_dates(warehouse_url(), PIPELINE.marker, [dt.date(2000, 1, 1)])
     assert f"cannot connect to postgresql+psycopg2://someone:***@127.0.0.1:{port}/dwh after 5 attempts" in str(
         failure.value
     )
