@@ -236,13 +236,13 @@ def test_luigid_shows_the_film_tasks_of_the_daily_pipelines_done(clean: Database
     )
     assert result.status == luigi.LuigiStatusCode.SUCCESS, result.summary_text
     page_text = visualizer_task_list(luigid, REPO / "output" / "visualizer-film-tasks.png", "#length=50")
-    for task in ("ExtractedFilms", "ExtractedRentals", "FilmRentalRates", "FilmRatings", "FilmRecommendations",
-                 "FilmsTask", "RecommendationsTask", "DailyPipelines"):  # fmt: skip
+    for task in ("ExtractedFilms", "ExtractedRentals", "ExtractedInventory", "ExtractedFilmRatings", "FilmRentalRates",
+                 "FilmRatings", "FilmRecommendations", "FilmsTask", "RecommendationsTask", "DailyPipelines"):  # fmt: skip
         assert f"DONE {task}\ndate={day}" in page_text, page_text
     for table in ("film", "inventory", "rental"):
         assert f"DONE SourceTable\ntable={table}" in page_text, page_text
-    # The date's 15 dated tasks (8 courses, 6 films, the wrapper), all listed; luigid may remember earlier tests' too.
-    assert page_text.count(f"\ndate={day}") == 15 and "FAILED TASKS\n0" in page_text, page_text
+    # The date's 17 dated tasks (8 courses, 8 films, the wrapper), all listed; luigid may remember earlier tests' too.
+    assert page_text.count(f"\ndate={day}") == 17 and "FAILED TASKS\n0" in page_text, page_text
 
 
 def visualizer_task_list(port: int, screenshot: os.PathLike, fragment: str = "") -> str:
