@@ -15,7 +15,7 @@ import luigi
 import pandas as pd
 import pyarrow as pa
 
-from workflow import config, engines
+from workflow import config, databases, engines
 from workflow.core import outputs
 from workflow.core.pipeline import Pipeline
 from workflow.errors import (
@@ -146,6 +146,10 @@ class ParquetTask(RecordedTask):
 
     def output(self) -> parquet.ParquetTarget:
         return parquet.ParquetTarget(str(self.folder / f"{self.name}.parquet"))
+
+    def source_url(self) -> str:
+        """Return the URL of the pipeline's source database, as its declaration names it (configured or embedded)."""
+        return databases.url_of(self.pipeline.source)
 
     @property
     def rules(self) -> ModuleType:

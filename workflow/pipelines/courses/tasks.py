@@ -32,7 +32,7 @@ class ExtractedCourses(CoursesStep):
         self.set_status_message("extracting courses")
         source = config.source()
         # Streamed into the target (with pandas, from COPY into its row groups), which appears whole or not at all.
-        self.extract(databases.url_of(PIPELINE.source), source.courses_table, COURSES_SCHEMA, schema=source.schema)
+        self.extract(self.source_url(), source.courses_table, COURSES_SCHEMA, schema=source.schema)
         self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
 
 
@@ -45,7 +45,7 @@ class ExtractedRatings(CoursesStep):
 
     def run(self) -> None:
         self.set_status_message("extracting ratings")
-        source, url = config.source(), databases.url_of(PIPELINE.source)
+        source, url = config.source(), self.source_url()
         column = source.rating_timestamp_column or None
         # Without timestamps the source is a snapshot: today is then the only meaningful date.
         if column and has_column(url, source.rating_table, column, schema=source.schema):

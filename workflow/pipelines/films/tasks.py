@@ -39,10 +39,6 @@ class FilmStep(ParquetTask):
 
     pipeline = PIPELINE
 
-    def source_url(self) -> str:
-        """Return the URL of the films database (FILMS_DATABASE_URL, [database] films_url, or the embedded one)."""
-        return databases.url_of(PIPELINE.source)
-
     def extract_as_of(self, table: str, columns: pa.Schema, column: str | None, stamp_as: str, what: str) -> None:
         """Write the table's columns as they stood at the end of the date (rows stamped before it, or without a
         stamp), or a snapshot when the table has no such column; a day not over is refused."""
@@ -128,8 +124,9 @@ class FilmRentalRates(FilmStep):
         films = self.read(self.requires())
         kept, quarantined = self.rules.split_rental_rate(films)
         self.set_aside("films", self.facts["rows_in"], quarantined, FILM_REASONS)
-        extracted = pq.read_schema(self.requires().output().path) if self.engine.name == "pandas" else None
-        self.write(kept, schema=extracted and pa.schema([*extracted, *(pa.field(p, pa.int32()) for p in RATE_PARTS)]))
+        # The extracted types, exact (decimals, lists), and the two parts as int32 (Spark's frames carry these types).
+        extracted = pq.read_schema(self.requires().output().path)  # a file: the extract always runs on the driver
+        self.write(kept, schema=pa.schema([*extracted, *(pa.field(part, pa.int32()) for part in RATE_PARTS)]))
 
 
 class ExtractedFilmRatings(FilmStep):
