@@ -1,4 +1,4 @@
-"""Smoke test of `benchmarks/bench.py` at a tiny size: it runs end to end and prints its results."""
+"""Smoke tests of `benchmarks/bench.py` and `benchmarks/films.py` at a tiny size: they run end to end and print their results."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from engines import require_spark
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,3 +51,20 @@ def test_bench_runs_at_a_tiny_size(output_dir: Path) -> None:
         assert any(line.startswith(f"{row} ") for line in lines), row
     agreement = next(line for line in lines if line.startswith("same recommendations"))
     assert "arbitrary tie order allows: yes" in agreement
+
+
+def test_the_film_bench_runs_both_engines_and_finds_their_rows_equal(output_dir: Path) -> None:
+    """At Pagila's size (and on real Pagila when ../shared has it), each engine's row says its rows equal pandas'."""
+    require_spark()
+    command = [sys.executable, "benchmarks/films.py", "--runs", "1", "--scale", "1"]
+    result = subprocess.run(
+        command, env=bench_env(output_dir), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=900, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert next(line for line in lines if line.startswith("dataset")).split()[-3:] == ["rows", "=", "pandas"]
+    rows = [line.split() for line in lines if line.startswith(("pagila", "generated"))]
+    engines = {row[-5] for row in rows}
+    assert engines == {"pandas", "spark"}
+    assert all(row[-1] == ("reference" if row[-5] == "pandas" else "yes") for row in rows), lines
+    assert all(row[-4] == "1,000" for row in rows)  # every film loaded
