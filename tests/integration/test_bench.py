@@ -1,4 +1,4 @@
-"""Smoke tests of `benchmarks/bench.py` and `benchmarks/films.py` at a tiny size: they run end to end and print their results."""
+"""Smoke tests of `benchmarks/bench.py` and `benchmarks/films.py` at a tiny size: they run and print their results."""
 
 from __future__ import annotations
 
