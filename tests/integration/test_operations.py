@@ -236,8 +236,9 @@ def test_luigid_shows_the_film_tasks_of_the_daily_pipelines_done(clean: Database
     )
     assert result.status == luigi.LuigiStatusCode.SUCCESS, result.summary_text
     page_text = visualizer_task_list(luigid, REPO / "output" / "visualizer-film-tasks.png", "#length=50")
-    for task in ("ExtractedFilms", "ExtractedRentals", "ExtractedInventory", "ExtractedFilmRatings", "FilmRentalRates",
-                 "FilmRatings", "FilmRecommendations", "FilmsTask", "RecommendationsTask", "DailyPipelines"):  # fmt: skip
+    for task in ("ExtractedFilms", "ExtractedRentals", "ExtractedInventory", "ExtractedFilmRatings",
+                 "FilmRentalRates", "FilmRatings", "FilmRecommendations", "FilmsTask", "RecommendationsTask",
+                 "DailyPipelines"):  # fmt: skip
         assert f"DONE {task}\ndate={day}" in page_text, page_text
     for table in ("film", "inventory", "rental"):
         assert f"DONE SourceTable\ntable={table}" in page_text, page_text
