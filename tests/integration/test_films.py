@@ -21,9 +21,10 @@ import workflow
 from workflow import devdb
 
 PAGILA = SHARED / "datasets" / "pagila"
-pytestmark = pytest.mark.skipif(
+NEEDS_PAGILA = pytest.mark.skipif(
     not PAGILA.exists(), reason="../shared/datasets/pagila is absent: the Pagila end-to-end tests need it"
 )
+pytestmark = NEEDS_PAGILA
 DAY = dt.date(2022, 7, 1)  # inside the rental history (2022-02-14 to 2022-08-23)
 LATER = dt.date(2022, 9, 1)  # after it: every rental
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, Databases
 from engines import require_spark
-from test_films import DAY, films, pagila, pytestmark  # noqa: F401  (the Pagila fixtures, and their skip)
+from test_films import DAY, NEEDS_PAGILA, films, pagila  # noqa: F401  (the Pagila fixtures)
 
 from workflow.io.parquet import read_frame
 from workflow.pipelines.courses import demo as course_demo
@@ -56,6 +56,7 @@ def quarantine(databases: Databases, name: str, date: dt.date = DAY) -> list[tup
     return sorted(rows, key=repr)
 
 
+@NEEDS_PAGILA
 def test_pagila_on_spark_local_loads_exactly_the_pandas_engines_film_rows(films: Databases) -> None:  # noqa: F811
     run("pandas")
     expected = films.warehouse_rows(FILM_ROWS, date=DAY)
@@ -69,6 +70,7 @@ def test_pagila_on_spark_local_loads_exactly_the_pandas_engines_film_rows(films:
     assert (folder / "film_recommendations.parquet" / "_SUCCESS").is_file()  # written by Spark, a folder of parts
 
 
+@NEEDS_PAGILA
 def test_pagila_on_a_standalone_cluster_with_two_workers_loads_the_pandas_engines_film_rows(
     films: Databases,  # noqa: F811
     tmp_path: Path,
