@@ -163,8 +163,8 @@ class ParquetTask(RecordedTask):
         return self.engine.read(path, columns)
 
     def extract(self, url: str, table: str, columns: Any, **options: Any) -> bool:
-        """Write a source table's columns as the target (io.copy's extract options); return whether it was read as of
-        a time (its timestamp column exists) rather than as a snapshot."""
+        """Write a source table's columns (None: every column, in exact types) as the target, with io.extract's options;
+        return whether it was read as of a time (its timestamp column exists) rather than as a snapshot."""
         as_of = self.engine.extract(url, table, columns, self.output().path, self, **options)
         self.engine.release()
         rows = self.facts["rows_out"] = parquet.count_rows(self.output().path)

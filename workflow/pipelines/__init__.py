@@ -1,1 +1,2 @@
-"""One folder per pipeline: its schemas, rules, tasks, warehouse SQL and demo data; no pipeline imports another."""
+"""One folder per pipeline: its declaration (__init__), schemas, rules, tasks, warehouse SQL and demo data; no pipeline
+imports another."""

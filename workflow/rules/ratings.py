@@ -53,7 +53,7 @@ def validate_ratings(
 
     The rules, checked in this order: user, item and rating are present (NaN counts as missing;
     `missing_value`); `rated_at` is present when the frame has that column (`missing_timestamp`);
-    the item exists (`unknown_item`, named by the caller); min_rating <= rating <= max_rating
+    the item exists (the roles' `unknown_item`); min_rating <= rating <= max_rating
     (`rating_out_of_range`). Among the rows that pass them, a (user, item) pair held by several
     copies keeps only the copy with the strictly latest `rated_at`: older copies are `superseded`,
     and copies sharing the latest stamp, or every copy when there is no `rated_at`, are set aside

@@ -10,7 +10,7 @@ from workflow.rules.ratings import RATED_AT, RatingRoles
 
 
 def first_failed(checks: list[tuple[str, Column]]) -> Column:
-    """Return the name of the first check a row fails, or NULL when it passes them all (core.quality's reason)."""
+    """Return the name of the first check a row fails, or NULL when it passes them all (rules.quality's reason)."""
     reason = None
     for name, failed in checks:
         reason = F.when(failed, F.lit(name)) if reason is None else reason.when(failed, F.lit(name))
@@ -31,7 +31,7 @@ def validate_ratings(
     max_rating: float,
     roles: RatingRoles,
 ) -> tuple[DataFrame, DataFrame]:
-    """Return the valid ratings, and the others with the first rule they break as `reason` (core.ratings' rules).
+    """Return the valid ratings, and the others with the first rule they break as `reason` (rules.ratings' rules).
 
     `item_ids` is a one-column frame of the known items.
     """

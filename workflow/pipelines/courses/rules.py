@@ -35,7 +35,7 @@ def clean_courses(courses: pd.DataFrame, language_fill: str) -> tuple[pd.DataFra
 def validate_ratings(
     ratings: pd.DataFrame, course_ids: pd.Series | pd.DataFrame, min_rating: float, max_rating: float
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return the valid course ratings, and the others with the first rule they break as `reason` (core.ratings)."""
+    """Return the valid course ratings, and the others with the first rule they break as `reason` (rules.ratings)."""
     return ratings_rules.validate_ratings(ratings, course_ids, min_rating, max_rating, RATING_ROLES)
 
 
