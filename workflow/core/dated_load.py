@@ -49,14 +49,13 @@ def load_once(
 def loaded_dates(url: str, marker: Marker, dates: list[dt.date], *, include_partial: bool = False) -> set[dt.date]:
     """Return those of the dates whose whole day's load (or any load, with include_partial) the marker table holds."""
     with connect(url) as connection:
-        inspector = sa.inspect(connection)
-        if not inspector.has_table(marker.table, schema=marker.schema):
+        if not marker.exists(connection):
             return set()
         table = marker.clause()
         date = table.c[marker.date_column]
         query = sa.select(date).where(date.in_(sa.bindparam("dates", list(dates), expanding=True)))
         # A marker table made before partial days existed has no such column: all its loads are whole days.
-        columns = {column["name"] for column in inspector.get_columns(marker.table, schema=marker.schema)}
+        columns = {column["name"] for column in sa.inspect(connection).get_columns(marker.table, schema=marker.schema)}
         if not include_partial and "partial" in columns:
             query = query.where(sa.not_(table.c.partial))
         return set(connection.execute(query).scalars())
@@ -65,7 +64,7 @@ def loaded_dates(url: str, marker: Marker, dates: list[dt.date], *, include_part
 def all_loaded_dates(url: str, marker: Marker) -> list[dt.date]:
     """Return every date the marker table holds a load of (whole or partial), oldest first."""
     with connect(url) as connection:
-        if not sa.inspect(connection).has_table(marker.table, schema=marker.schema):
+        if not marker.exists(connection):
             return []
         date = marker.clause().c[marker.date_column]
         return list(connection.execute(sa.select(date).order_by(date)).scalars())
@@ -74,7 +73,7 @@ def all_loaded_dates(url: str, marker: Marker) -> list[dt.date]:
 def forget_load(url: str, marker: Marker, date: dt.date) -> bool:
     """Remove the date's marker so the next run recomputes and replaces it; return whether there was one."""
     with connect(url) as connection:
-        if not sa.inspect(connection).has_table(marker.table, schema=marker.schema):
+        if not marker.exists(connection):
             return False
         table = marker.clause()
         return connection.execute(sa.delete(table).where(table.c[marker.date_column] == date)).rowcount > 0

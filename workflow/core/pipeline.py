@@ -29,6 +29,10 @@ class Marker:
         """Return the table's qualified name, as in messages and lock names."""
         return f"{self.schema}.{self.table}" if self.schema else self.table
 
+    def exists(self, connection: sa.Connection) -> bool:
+        """Return whether the database behind the connection holds the marker table (made by the first load)."""
+        return sa.inspect(connection).has_table(self.table, schema=self.schema)
+
     def clause(self) -> sa.TableClause:
         """Return the table for queries, its names quoted by SQLAlchemy."""
         return sa.table(self.table, sa.column(self.date_column), sa.column("partial"), schema=self.schema)

@@ -24,6 +24,7 @@ from workflow.errors import (
     WorkflowError,
 )
 from workflow.io import files, parquet
+from workflow.io.postgres import has_column
 from workflow.rules import quality
 
 log = logging.getLogger("luigi-interface.workflow.tasks")
@@ -164,12 +165,36 @@ class ParquetTask(RecordedTask):
 
     def extract(self, url: str, table: str, columns: Any, **options: Any) -> bool:
         """Write a source table's columns (None: every column, in exact types) as the target, with io.extract's options;
-        return whether it was read as of a time (its timestamp column exists) rather than as a snapshot."""
+        return whether it was read as of a time (its timestamp column exists) rather than as a snapshot, which the
+        run record's `source` says."""
         as_of = self.engine.extract(url, table, columns, self.output().path, self, **options)
         self.engine.release()
+        if not as_of:
+            self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
         rows = self.facts["rows_out"] = parquet.count_rows(self.output().path)
         self.set_status_message(f"wrote {rows:,} rows")
         return as_of
+
+    def extract_as_of(
+        self, url: str, table: str, columns: Any, *, schema: str, column: str | None, stamp_as: str, what: str
+    ) -> None:
+        """Write the table's columns as they stood at the end of the date: the rows `column` stamps before it, or does
+        not stamp, with their stamp as `stamp_as` in UTC; a snapshot, said in the log, when the table has no such
+        column. A date whose day is not over is refused (`what` names its rows), unless the run is a partial day."""
+        column = column or None
+        # Without timestamps the source is a snapshot: today is then the only meaningful date.
+        if column and has_column(url, table, column, schema=schema):
+            refuse_unfinished_day(self, what)
+        cut = end_of_day(self.date)
+        as_of = self.extract(
+            url, table, columns, schema=schema, timestamp_column=column, before=cut, timestamp_as=stamp_as
+        )
+        if as_of:
+            self.facts["source"] = f"as of {cut:%Y-%m-%d %H:%M:%S} UTC ({table}.{column} < that, or NULL)"
+        else:
+            self.facts["source"] += f" (no column {column!r})"
+            log.warning("%s has no column %r: extracting the current snapshot, not the data as of %s",
+                        table, column, self.date)  # fmt: skip
 
     def write(self, frame: Any, schema: pa.Schema | None = None) -> None:
         """Write the target atomically (it appears whole under its final name or not at all), in `schema`'s Arrow

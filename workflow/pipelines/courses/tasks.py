@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 import luigi
 
 from workflow import config, databases
 from workflow.core.dated_load import DatedLoadTask
-from workflow.core.tasks import ParquetTask, end_of_day, refuse_unfinished_day
-from workflow.io.postgres import has_column
+from workflow.core.tasks import ParquetTask
 from workflow.io.urls import safe_url
 from workflow.pipelines.courses import PIPELINE, warehouse
 from workflow.pipelines.courses.schemas import COURSE_REASONS, COURSES_SCHEMA, RATING_ROLES, RATING_SCHEMA
@@ -33,7 +31,6 @@ class ExtractedCourses(CoursesStep):
         source = config.source()
         # Streamed into the target (with pandas, from COPY into its row groups), which appears whole or not at all.
         self.extract(self.source_url(), source.courses_table, COURSES_SCHEMA, schema=source.schema)
-        self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
 
 
 class ExtractedRatings(CoursesStep):
@@ -45,26 +42,14 @@ class ExtractedRatings(CoursesStep):
 
     def run(self) -> None:
         self.set_status_message("extracting ratings")
-        source, url = config.source(), self.source_url()
-        column = source.rating_timestamp_column or None
-        # Without timestamps the source is a snapshot: today is then the only meaningful date.
-        if column and has_column(url, source.rating_table, column, schema=source.schema):
-            refuse_unfinished_day(self, "ratings")
-        cut = end_of_day(self.date)
+        source = config.source()
         # The stamp is read too (as `rated_at`, whatever the source calls it): the latest copy of a
         # re-rated pair is the rating, and rows without one are set aside.
         # Streamed into the target (with pandas, from COPY into its row groups), which appears whole or not at all.
-        as_of = self.extract(
-            url, source.rating_table, RATING_SCHEMA,
-            schema=source.schema, timestamp_column=column, before=cut, timestamp_as=RATED_AT,
+        self.extract_as_of(
+            self.source_url(), source.rating_table, RATING_SCHEMA,
+            schema=source.schema, column=source.rating_timestamp_column, stamp_as=RATED_AT, what="ratings",
         )  # fmt: skip
-        if as_of:
-            self.facts["source"] = f"as of {cut:%Y-%m-%d %H:%M:%S} UTC ({source.rating_table}.{column} < that, or NULL)"
-        else:
-            taken = dt.datetime.now(dt.timezone.utc)
-            self.facts["source"] = f"snapshot taken {taken:%Y-%m-%d %H:%M:%S} UTC (no column {column!r})"
-            log.warning("%s has no column %r: extracting the current snapshot, not the data as of %s",
-                        source.rating_table, column, self.date)  # fmt: skip
 
 
 class CleanedCourses(CoursesStep):

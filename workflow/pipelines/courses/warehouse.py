@@ -154,7 +154,7 @@ def some_users(url: str, n: int) -> list[int]:
 def summary(url: str, n_users: int) -> list[str]:
     """Return the lines `python -m workflow summary` prints: every loaded date, and a few users' recommendations."""
     with connect(url) as connection:
-        if not sa.inspect(connection).has_table(PIPELINE.marker.table, schema=PIPELINE.marker.schema):
+        if not PIPELINE.marker.exists(connection):
             return ["courses: nothing loaded"]
     lines = [f"loaded {date}: {rows:,} recommendations for {users:,} users" for date, rows, users in loads(url)]
     for user_id in some_users(url, n_users):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 import luigi
@@ -11,9 +10,8 @@ import pyarrow.parquet as pq
 
 from workflow import config, databases
 from workflow.core.dated_load import DatedLoadTask
-from workflow.core.tasks import ParquetTask, end_of_day, refuse_unfinished_day
+from workflow.core.tasks import ParquetTask
 from workflow.io.parquet import count_rows
-from workflow.io.postgres import has_column
 from workflow.io.typed_extract import table_exists
 from workflow.io.urls import safe_url
 from workflow.pipelines.films import PIPELINE, rules, warehouse
@@ -38,19 +36,6 @@ class FilmStep(ParquetTask):
     """A step of the film pipeline, writing one parquet target of the date on the chosen engine."""
 
     pipeline = PIPELINE
-
-    def extract_as_of(self, table: str, columns: pa.Schema, column: str | None, stamp_as: str, what: str) -> None:
-        """Write the table's columns as they stood at the end of the date (rows stamped before it, or without a
-        stamp), or a snapshot when the table has no such column; a day not over is refused."""
-        settings, url = config.films(), self.source_url()
-        stamped = bool(column) and has_column(url, table, column, schema=settings.schema)
-        if stamped:
-            refuse_unfinished_day(self, what)
-        as_of = self.extract(
-            url, table, columns, schema=settings.schema, timestamp_column=column or None, before=end_of_day(self.date),
-            timestamp_as=stamp_as,
-        )  # fmt: skip
-        self.facts["source"] = f"as of {end_of_day(self.date):%Y-%m-%d %H:%M} UTC" if as_of else "snapshot"
 
 
 class SourceTableTarget(luigi.Target):
@@ -88,7 +73,6 @@ class ExtractedFilms(FilmStep):
         settings = config.films()
         self.set_status_message("extracting films")
         self.extract(self.source_url(), settings.film_table, None, schema=settings.schema)
-        self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
 
 
 class ExtractedRentals(FilmStep):
@@ -99,7 +83,10 @@ class ExtractedRentals(FilmStep):
 
     def run(self) -> None:
         settings = config.films()
-        self.extract_as_of(settings.rental_table, RENTAL_SCHEMA, settings.rental_timestamp_column, RENTED_AT, "rentals")
+        self.extract_as_of(
+            self.source_url(), settings.rental_table, RENTAL_SCHEMA,
+            schema=settings.schema, column=settings.rental_timestamp_column, stamp_as=RENTED_AT, what="rentals",
+        )  # fmt: skip
 
 
 class ExtractedInventory(FilmStep):
@@ -111,7 +98,6 @@ class ExtractedInventory(FilmStep):
     def run(self) -> None:
         settings = config.films()
         self.extract(self.source_url(), settings.inventory_table, INVENTORY_SCHEMA, schema=settings.schema)
-        self.facts["source"] = f"snapshot taken {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
 
 
 class FilmRentalRates(FilmStep):
@@ -144,7 +130,10 @@ class ExtractedFilmRatings(FilmStep):
             self.facts["source"] = f"no table {table!r}"
             self.write(RATING_SCHEMA.append(pa.field(RATED_AT, pa.timestamp("us", tz="UTC"))).empty_table())
             return
-        self.extract_as_of(table, RATING_SCHEMA, settings.rating_timestamp_column, RATED_AT, "ratings")
+        self.extract_as_of(
+            url, table, RATING_SCHEMA,
+            schema=settings.schema, column=settings.rating_timestamp_column, stamp_as=RATED_AT, what="ratings",
+        )  # fmt: skip
 
 
 class FilmRatings(FilmStep):

@@ -79,7 +79,7 @@ def load_films(url: str, date: dt.date, films: pa.Table, *, partial_day: bool = 
 def current_recommendations(url: str, limit: int | None = None) -> list[tuple[int, list[int]]]:
     """Return what the seed's query reads: (film_id, recommended_film_ids) of the current films, by film_id."""
     with connect(url) as connection:
-        if not sa.inspect(connection).has_table(PIPELINE.marker.table, schema=PIPELINE.marker.schema):
+        if not PIPELINE.marker.exists(connection):
             return []
         query = f"{FILM_QUERY} ORDER BY film_id" + (" LIMIT %(limit)s" if limit is not None else "")
         return [tuple(row) for row in connection.exec_driver_sql(query, {"limit": limit})]
@@ -88,7 +88,7 @@ def current_recommendations(url: str, limit: int | None = None) -> list[tuple[in
 def summary(url: str, n_films: int) -> list[str]:
     """Return the lines `python -m workflow summary` prints: every loaded date's films, and a few films' picks."""
     with connect(url) as connection:
-        if not sa.inspect(connection).has_table(PIPELINE.marker.table, schema=PIPELINE.marker.schema):
+        if not PIPELINE.marker.exists(connection):
             return ["films: nothing loaded"]
         loads = connection.execute(sa.text("SELECT load_date, n_films FROM store.film_loads ORDER BY 1")).all()
     lines = [f"loaded {date} films: {n:,} films" for date, n in loads]
