@@ -101,3 +101,23 @@ class spark(luigi.Config):  # noqa: N801
         description="copy (COPY streamed on the driver) or jdbc (the executors read in ranges of the first column)",
     )  # fmt: skip
     jdbc_partitions = luigi.IntParameter(default=8)
+
+
+class lineage(luigi.Config):  # noqa: N801
+    """OpenLineage events of every task run ([lineage] in luigi.cfg; OPENLINEAGE_* variables configure the client)."""
+
+    file = luigi.BoolParameter(
+        default=False, description="append every event as a JSON line to <output>/lineage/<date>.jsonl"
+    )
+    namespace = luigi.Parameter(default="course-recommendations", description="the namespace of the jobs")
+    wait_s = luigi.FloatParameter(
+        default=2.0, description="seconds an event may take to deliver before it is logged as not delivered"
+    )
+
+
+class retention(luigi.Config):  # noqa: N801
+    """How many dates `python -m workflow retain` keeps ([retention] in luigi.cfg)."""
+
+    keep_days = luigi.IntParameter(
+        default=0, description="the dates kept, up to yesterday (UTC); older ones are removed. 0: keep everything"
+    )

@@ -6,7 +6,9 @@ import datetime as dt
 import json
 import logging
 import re
+import socket
 import time
+import uuid
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
@@ -15,8 +17,8 @@ import luigi
 import pandas as pd
 import pyarrow as pa
 
-from workflow import config, databases, engines
-from workflow.core import outputs
+from workflow import config, databases, engines, lineage
+from workflow.core import history, outputs
 from workflow.core.pipeline import Pipeline
 from workflow.errors import (
     DayNotOverError,
@@ -90,42 +92,62 @@ def refuse_unfinished_day(task: RecordedTask, table: str) -> None:
 
 @RecordedTask.event_handler(luigi.Event.START)
 def start_run_record(task: RecordedTask) -> None:
-    """Start the task's run record afresh, and hold the date's folder (removing files a killed run left there)."""
+    """Start the task's run record afresh with a new run id, hold the date's folder (removing files a killed run left
+    there), and say the run started to the lineage backend, if any."""
     task.facts = {}
     task.started = time.monotonic()
+    task.started_at = dt.datetime.now(dt.timezone.utc)
+    task.run_id = str(uuid.uuid4())
     outputs.use(task.date)
+    lineage.started(task)
 
 
 @RecordedTask.event_handler(luigi.Event.PROCESSING_TIME)
 def write_run_record(task: RecordedTask, seconds: float) -> None:
-    """Log how long the task took and write its run record."""
+    """Log how long the task took and put its run on the record: the file, the warehouse's history, the lineage."""
     log.info("%s took %.2f s", task, seconds)
-    _write_record(task, "done", seconds, task.facts)
+    _record(task, "done", seconds, task.facts)
 
 
 @RecordedTask.event_handler(luigi.Event.FAILURE)
 def write_failure_record(task: RecordedTask, exception: BaseException) -> None:
-    """Write the failed task's run record: its duration and the one-line error (URLs in it have no password)."""
+    """Put the failed run on the record: its duration and the one-line error (URLs in it have no password)."""
     seconds = time.monotonic() - getattr(task, "started", time.monotonic())
     error = " ".join(f"{type(exception).__name__}: {exception}".split())
-    _write_record(task, "failed", seconds, {**getattr(task, "facts", {}), "error": error})
+    _record(task, "failed", seconds, {**getattr(task, "facts", {}), "error": error})
 
 
-def _write_record(task: RecordedTask, status: str, seconds: float, facts: dict[str, Any]) -> None:
-    """Write a run record atomically: `<task>.json` for the last success, `<task>.failed.json` for the last failure."""
+def _engine_name(task: RecordedTask) -> str | None:
+    try:
+        return task.engine.name
+    except WorkflowError:  # an engine that cannot be chosen is the failure being recorded
+        return None
+
+
+def _record(task: RecordedTask, status: str, seconds: float, facts: dict[str, Any]) -> None:
+    """Write the run record (the file first: it works when the warehouse is down), then the history and lineage."""
+    now = dt.datetime.now(dt.timezone.utc)
+    started_at = getattr(task, "started_at", None) or now - dt.timedelta(seconds=seconds)
     record = {
         "task": type(task).__name__,
         "date": f"{task.date:%Y-%m-%d}",
         "status": status,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "started_at": started_at.isoformat(timespec="milliseconds"),
+        "finished_at": now.isoformat(timespec="milliseconds"),
         "duration_s": round(seconds, 3),
         **({"partial_day": True} if task.partial_day else {}),
+        "pipeline": task.pipeline.name,
+        "engine": _engine_name(task),
+        "run_id": getattr(task, "run_id", None) or str(uuid.uuid4()),
+        "host": socket.gethostname(),
         **facts,
     }
     folder = task.folder / "runs"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{task.name}{'.failed' if status == 'failed' else ''}.json"
     files.write_text(path, json.dumps(record, indent=2, default=str) + "\n")
+    history.record(record)
+    lineage.finished(task, record)
 
 
 class _OneLineFailures(logging.Filter):
@@ -220,6 +242,8 @@ class ParquetTask(RecordedTask):
         found, examples = self.engine.reason_counts(str(path))
         counts = {reason: found.get(reason, 0) for reason in reasons}
         self.facts["set_aside"] = counts
+        invalid = sum(count for reason, count in {**counts, **found}.items() if reason not in uncounted)
+        self.facts.update(invalid_rows=invalid, invalid_share=round(invalid / n_rows, 6) if n_rows else 0.0)
         log.info("%s: %d rows, %d set aside in %s: %s", table, n_rows, sum(found.values()), path.name,
                  ", ".join(f"{count} {reason}" for reason, count in counts.items()))  # fmt: skip
         try:

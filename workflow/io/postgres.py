@@ -40,11 +40,16 @@ def use_retry(retry: Retry) -> None:
 
 
 @contextmanager
-def connect(url: str) -> Iterator[Connection]:
-    """Yield a connection inside a transaction that commits on success; each call opens its own engine."""
-    engine: Engine = sa.create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": _retry.timeout})
+def connect(url: str, retry: Retry | None = None) -> Iterator[Connection]:
+    """Yield a connection inside a transaction that commits on success; each call opens its own engine.
+
+    Connecting retries as the process's policy says, or as `retry` says (a record that can wait for
+    the next run needs no retries, say).
+    """
+    retry = retry or _retry
+    engine: Engine = sa.create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": retry.timeout})
     try:
-        with _connect_with_retries(engine, url) as connection, connection.begin():
+        with _connect_with_retries(engine, url, retry) as connection, connection.begin():
             yield connection
     except sa.exc.OperationalError as error:
         raise DatabaseUnavailableError(f"database {safe_url(url)}: {_reason(error)}") from None
@@ -74,9 +79,8 @@ def _reason(error: sa.exc.DBAPIError) -> str:
     return text.replace("FATAL: ", "").strip()
 
 
-def _connect_with_retries(engine: Engine, url: str) -> Connection:
+def _connect_with_retries(engine: Engine, url: str, settings: Retry) -> Connection:
     """Connect, retrying only failures that may heal (a server starting or restarting), as the retry policy says."""
-    settings = _retry
     for attempt in range(1, settings.attempts + 1):
         try:
             return engine.connect()
