@@ -91,15 +91,16 @@ def databases() -> Iterator[Databases]:
 
 
 def empty(databases: Databases) -> Databases:
-    """Empty the source and warehouse databases of the courses pipeline's tables and remove every parquet target."""
+    """Empty the source and warehouse databases of the courses pipeline's tables and the run history, and remove every
+    parquet target, run record and lineage file."""
     databases.query(databases.source, "DROP TABLE IF EXISTS rating; DROP TABLE IF EXISTS courses")
     databases.query(
         databases.warehouse,
         "DROP VIEW IF EXISTS recommendations; DROP TABLE IF EXISTS daily_recommendations, "
-        "recommendation_loads, courses",
+        "recommendation_loads, courses; DROP SCHEMA IF EXISTS workflow CASCADE",
     )
-    for dated in databases.output.glob("20*"):
-        shutil.rmtree(dated)
+    for dated in [*databases.output.glob("20*"), databases.output / "history-pending", databases.output / "lineage"]:
+        shutil.rmtree(dated, ignore_errors=True)
     return databases
 
 

@@ -10,7 +10,7 @@ import shutil
 import sys
 
 from workflow import databases, devspark, registry, scheduler, use_repository_config
-from workflow.core import dated_load, outputs
+from workflow.core import dated_load, history, outputs
 from workflow.core.pipeline import Pipeline
 from workflow.errors import WorkflowError
 from workflow.io.urls import safe_url
@@ -66,22 +66,61 @@ def invalidate(args: argparse.Namespace) -> None:
 
 
 def status(args: argparse.Namespace) -> None:
-    """Print the date's run records, failed ones included, and whether the warehouse holds its load."""
-    folders = outputs.run_records_dirs(args.date)
-    records = [json.loads(path.read_text()) for folder in folders for path in folder.glob("*.json")]
-    if not records:
-        print(f"{args.date}: no run records under {folders[0]}")
-    for record in sorted(records, key=lambda record: record["finished_at"]):
+    """Print the date's task runs, failed ones included, from the warehouse's run history (or this machine's run
+    records when the warehouse cannot be reached), and whether the warehouse holds each pipeline's load of it."""
+    try:
+        url = databases.warehouse_url()
+        runs = history.runs_of(url, args.date)
+    except WorkflowError as error:
+        url, runs = None, None
+        print(f"the warehouse cannot be reached ({error}): the run records of this machine follow")
+    if runs:
+        print(f"{args.date}: {len(runs)} task run(s) in the run history of {safe_url(url)}")
+        records = [history_record(run) for run in runs]
+    else:
+        folders = outputs.run_records_dirs(args.date)
+        records = [json.loads(path.read_text()) for folder in folders for path in folder.glob("*.json")]
+        if not records:
+            print(f"{args.date}: no task runs in the run history, and no run records under {folders[0]}")
+        elif url is not None:
+            print(f"{args.date}: no task runs in the run history; the run records under {folders[0]} follow")
+        records.sort(key=lambda record: record["finished_at"])
+    for record in records:
         details = ", ".join(
             f"{key}={value}"
             for key, value in record.items()
-            if key not in ("task", "date", "status", "finished_at", "duration_s")
+            if key
+            not in (
+                "task",
+                "date",
+                "run_date",
+                "status",
+                "started_at",
+                "finished_at",
+                "duration_s",
+                "run_id",
+                "host",
+                "from_file",
+            )
+            and not (value is None or value is False or value == {})
         )
         outcome = record.get("status", "done")
-        print(f"{record['task']:<22} {outcome:<6} {record['finished_at']}  {record['duration_s']:>7.2f} s  {details}")
-    url = databases.warehouse_url()
+        finished = str(record["finished_at"])[:19].replace("T", " ")
+        print(f"{record['task']:<22} {outcome:<6} {finished}  {record['duration_s']:>7.2f} s  {details}")
+    if url is None:
+        return
     for pipeline in registry.pipelines():
         print_load_state(url, args.date, pipeline)
+
+
+def history_record(run: dict) -> dict:
+    """Return a run of the history in the shape of a run record file (its details spread out)."""
+    details = run.pop("details") or {}
+    partial = run.pop("partial")
+    finished = run["finished_at"].astimezone(dt.timezone.utc)
+    return {
+        **run, "finished_at": f"{finished:%Y-%m-%d %H:%M:%S}", **({"partial_day": True} if partial else {}), **details,
+    }  # fmt: skip
 
 
 def print_load_state(url: str, date: dt.date, pipeline: Pipeline) -> None:

@@ -4,9 +4,12 @@ one transaction, the partial-day rule, and the dates loaded asked in one query."
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import time
 from collections.abc import Callable
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import luigi
 import sqlalchemy as sa
@@ -19,6 +22,38 @@ from workflow.errors import ConfigurationError, DatabaseUnavailableError, Engine
 from workflow.io.postgres import connect
 
 log = logging.getLogger("luigi-interface.workflow.dated_load")
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    """A date's figures from its run, which its load row records: rows set aside as invalid, the largest invalid share
+    of a table checked, the seconds its steps and its load took, and the load's run id."""
+
+    n_invalid: int | None = None
+    invalid_share: float | None = None
+    duration_s: float | None = None
+    run_id: str | None = None
+
+    def row(self) -> dict[str, Any]:
+        """Return the figures as the load row's bound parameters."""
+        return {
+            "n_invalid": self.n_invalid, "invalid_share": self.invalid_share, "duration_s": self.duration_s,
+            "run_id": self.run_id,
+        }  # fmt: skip
+
+
+NO_FIGURES = LoadFigures()
+
+
+def figures_of(records: list[dict[str, Any]], *, load_seconds: float, run_id: str | None) -> LoadFigures:
+    """Return a date's figures from the run records of its steps (their last successes) and the load's own seconds."""
+    checked = [record for record in records if "invalid_rows" in record]
+    return LoadFigures(
+        n_invalid=sum(record["invalid_rows"] for record in checked) if checked else None,
+        invalid_share=max((record["invalid_share"] for record in checked), default=None),
+        duration_s=round(sum(record.get("duration_s", 0.0) for record in records) + load_seconds, 3),
+        run_id=run_id,
+    )
 
 
 def load_once(
@@ -124,6 +159,13 @@ class DatedLoadTask(RecordedTask):
         except DatabaseUnavailableError:
             return []  # each date's own check then fails its task with the reason
         return [date for date in dates if date in loaded]
+
+    def figures(self) -> LoadFigures:
+        """Return the date's figures for its load row, from the run records of the pipeline's steps of the date."""
+        steps = {task.__name__ for task in self.pipeline.tasks()} - {type(self).__name__}
+        records = [json.loads(path.read_text()) for path in (self.folder / "runs").glob("*.json")]
+        done = [record for record in records if record.get("task") in steps and record.get("status") == "done"]
+        return figures_of(done, load_seconds=time.monotonic() - self.started, run_id=self.run_id)
 
     def raise_if_unreachable(self) -> None:
         """Raise the completeness check's connection failure, if it had one."""

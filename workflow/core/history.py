@@ -19,6 +19,7 @@ from workflow import databases
 from workflow.errors import WorkflowError
 from workflow.io import files
 from workflow.io.postgres import Retry, connect, read_sql
+from workflow.io.urls import safe_url
 from workflow.paths import output_dir
 
 log = logging.getLogger("luigi-interface.workflow.history")
@@ -34,8 +35,7 @@ ONE_ATTEMPT = Retry(attempts=1, first_wait=0, timeout=5)
 # After a failed attempt, this process keeps its records as files for this long without asking again.
 COOL_OFF_S = 30.0
 
-_prepared: set[str] = set()  # warehouses whose history table this process made sure of
-_unreachable_until = 0.0
+_unreachable_until: dict[str, float] = {}  # by warehouse (its masked URL)
 
 
 def pending_dir() -> Path:
@@ -45,18 +45,23 @@ def pending_dir() -> Path:
 
 def record(run: dict[str, Any]) -> None:
     """Record a task run in the warehouse's history, with the runs that waited for it; keep it as a file on failure."""
-    global _unreachable_until  # noqa: PLW0603  (one warehouse per process)
-    if time.monotonic() < _unreachable_until:
+    try:
+        url = databases.warehouse_url()
+    except WorkflowError as error:
+        _keep(run)
+        log.warning("run history: %s; the record of %s waits in %s", error, run["task"], pending_dir())
+        return
+    if time.monotonic() < _unreachable_until.get(safe_url(url), 0.0):
         _keep(run)
         return
     waiting = sorted(pending_dir().glob("*.json"))
     try:
-        with connect(databases.warehouse_url(), ONE_ATTEMPT) as connection:
+        with connect(url, ONE_ATTEMPT) as connection:
             prepare(connection)
             insert(connection, [run])
             insert(connection, [json.loads(path.read_text()) for path in waiting], from_file=True)
     except (WorkflowError, sa.exc.SQLAlchemyError, OSError, ValueError) as error:
-        _unreachable_until = time.monotonic() + COOL_OFF_S
+        _unreachable_until[safe_url(url)] = time.monotonic() + COOL_OFF_S
         _keep(run)
         reason = " ".join(str(error).split())[:300]
         log.warning("run history: %s; the record of %s waits in %s for the next run", reason, run["task"],
@@ -76,13 +81,10 @@ def _keep(run: dict[str, Any]) -> None:
 
 
 def prepare(connection: sa.Connection) -> None:
-    """Make the history table if it is missing (once per process and warehouse; concurrent makers wait in turn)."""
-    key = connection.engine.url.render_as_string(hide_password=True)
-    if key in _prepared:
-        return
-    connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('workflow.task_runs'))"))
-    connection.exec_driver_sql(read_sql(SQL, "run_history_schema"))
-    _prepared.add(key)
+    """Make the history table if it is missing (concurrent makers wait in turn)."""
+    if connection.exec_driver_sql("SELECT to_regclass('workflow.task_runs')").scalar() is None:
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('workflow.task_runs'))"))
+        connection.exec_driver_sql(read_sql(SQL, "run_history_schema"))
 
 
 def insert(connection: sa.Connection, runs: list[dict[str, Any]], *, from_file: bool = False) -> None:

@@ -145,7 +145,9 @@ class RecommendationsTask(DatedLoadTask):
         courses = self.read(inputs["courses"])
         self.set_status_message(f"loading {n_recommendations:,} recommendations")
         url = databases.warehouse_url()
-        loaded = warehouse.load_recommendations(url, self.date, recommendations, courses, partial_day=self.partial_day)
+        loaded = warehouse.load_recommendations(
+            url, self.date, recommendations, courses, partial_day=self.partial_day, figures=self.figures()
+        )
         self.facts.update(rows_in=n_recommendations, rows_out=loaded, warehouse=safe_url(url))
         self.set_progress_percentage(100)
 

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from workflow.core.dated_load import load_once
+from workflow.core.dated_load import NO_FIGURES, LoadFigures, load_once
 from workflow.io.load import copy_in, copy_in_binary
 from workflow.io.postgres import connect, read_sql
 from workflow.io.urls import safe_url
@@ -36,14 +36,20 @@ def sql(name: str) -> str:
 
 
 def load_recommendations(
-    url: str, date: dt.date, recommendations: str | Path, courses: pd.DataFrame, *, partial_day: bool = False
+    url: str,
+    date: dt.date,
+    recommendations: str | Path,
+    courses: pd.DataFrame,
+    *,
+    partial_day: bool = False,
+    figures: LoadFigures = NO_FIGURES,
 ) -> int:
     """Replace the date's recommendations, upsert the courses and mark the date loaded, in one transaction.
 
     The recommendations are a parquet file or a folder of part files, streamed into COPY a batch at
     a time, so memory stays bounded whatever their number. Return the number of rows loaded: 0 when
     another run loaded the date while this one waited. A partial day's load is marked partial, and
-    the whole day's load replaces it.
+    the whole day's load replaces it. The marker row records the date's figures from its run.
     """
     loaded = 0
 
@@ -56,7 +62,7 @@ def load_recommendations(
         connection.exec_driver_sql(sql("upsert_courses" if newest is None or date >= newest else "insert_new_courses"))
         loaded, users = _replace_partition(connection, date, recommendations)
         counts = {"n_recommendations": loaded, "n_users": users, "partial": partial_day}
-        connection.execute(sa.text(sql("record_load")), {"recommendation_date": date, **counts})
+        connection.execute(sa.text(sql("record_load")), {"recommendation_date": date, **counts, **figures.row()})
 
     # One load at a time: concurrent runs of a date queue on the lock instead of interleaving.
     if not load_once(url, date, PIPELINE.marker, prepare_sql=sql("warehouse_schema"), partial_day=partial_day,

@@ -195,7 +195,7 @@ class FilmsTask(DatedLoadTask):
         films = rules.film_rows(inputs["films"], inputs["ratings"], inputs["recommendations"])
         self.set_status_message(f"loading {films.num_rows:,} films")
         url = databases.warehouse_url()
-        loaded = warehouse.load_films(url, self.date, films, partial_day=self.partial_day)
+        loaded = warehouse.load_films(url, self.date, films, partial_day=self.partial_day, figures=self.figures())
         self.facts.update(rows_in=films.num_rows, rows_out=loaded, warehouse=safe_url(url))
         self.set_progress_percentage(100)
 

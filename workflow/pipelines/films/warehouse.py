@@ -11,7 +11,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from workflow.core.dated_load import load_once
+from workflow.core.dated_load import NO_FIGURES, LoadFigures, load_once
 from workflow.io.load import copy_in
 from workflow.io.postgres import connect, read_sql
 from workflow.io.urls import safe_url
@@ -52,20 +52,21 @@ def _as_copy_frame(films: pa.Table, date: dt.date) -> pd.DataFrame:
     return pa.table(columns).to_pandas(types_mapper=pd.ArrowDtype)  # copy_in turns it back into the same Arrow types
 
 
-def load_films(url: str, date: dt.date, films: pa.Table, *, partial_day: bool = False) -> int:
+def load_films(
+    url: str, date: dt.date, films: pa.Table, *, partial_day: bool = False, figures: LoadFigures = NO_FIGURES
+) -> int:
     """Replace the date's films in store.film_daily and mark the date loaded, in one transaction; return the rows.
 
     Return 0 when another run loaded the date while this one waited. A partial day's load is marked
-    partial, and the whole day's load replaces it.
+    partial, and the whole day's load replaces it. The marker row records the date's figures from its run.
     """
 
     def write(connection: Connection) -> None:
         connection.exec_driver_sql("CREATE TEMPORARY TABLE staged_film (LIKE store.film_daily) ON COMMIT DROP")
         copy_in(connection, "staged_film", _as_copy_frame(films, date))
         connection.execute(sa.text(sql("replace_date")), {"load_date": date})
-        connection.execute(
-            sa.text(sql("record_load")), {"load_date": date, "n_films": films.num_rows, "partial": partial_day}
-        )
+        counts = {"n_films": films.num_rows, "partial": partial_day}
+        connection.execute(sa.text(sql("record_load")), {"load_date": date, **counts, **figures.row()})
 
     ran = load_once(
         url, date, PIPELINE.marker, prepare_sql=sql("warehouse_schema"), partial_day=partial_day, write=write

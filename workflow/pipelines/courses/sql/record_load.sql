@@ -1,6 +1,9 @@
--- Mark a date loaded (the completion marker), in the same transaction as its data.
-INSERT INTO recommendation_loads (recommendation_date, n_recommendations, n_users, partial)
-VALUES (:recommendation_date, :n_recommendations, :n_users, :partial)
+-- Mark a date loaded (the completion marker) with its figures, in the same transaction as its data.
+INSERT INTO recommendation_loads (recommendation_date, n_recommendations, n_users, partial, n_invalid, invalid_share,
+                                  duration_s, run_id)
+VALUES (:recommendation_date, :n_recommendations, :n_users, :partial, :n_invalid, :invalid_share, :duration_s,
+        CAST(:run_id AS uuid))
 ON CONFLICT (recommendation_date) DO UPDATE
 SET n_recommendations = EXCLUDED.n_recommendations, n_users = EXCLUDED.n_users, partial = EXCLUDED.partial,
-    loaded_at = now();
+    n_invalid = EXCLUDED.n_invalid, invalid_share = EXCLUDED.invalid_share, duration_s = EXCLUDED.duration_s,
+    run_id = EXCLUDED.run_id, loaded_at = now();

@@ -18,21 +18,35 @@ CREATE TABLE IF NOT EXISTS daily_recommendations (
 
 -- A row here is the completion marker of a date: it commits in the same transaction as its data.
 CREATE TABLE IF NOT EXISTS recommendation_loads (
-    recommendation_date date        PRIMARY KEY,
-    n_recommendations   bigint      NOT NULL,
-    n_users             bigint      NOT NULL,
-    loaded_at           timestamptz NOT NULL DEFAULT now(),
+    recommendation_date date             PRIMARY KEY,
+    n_recommendations   bigint           NOT NULL,
+    n_users             bigint           NOT NULL,
+    loaded_at           timestamptz      NOT NULL DEFAULT now(),
     -- A day not over yet, loaded on request: the first run after the day ends replaces it.
-    partial             boolean     NOT NULL DEFAULT false
+    partial             boolean          NOT NULL DEFAULT false,
+    -- The date's figures from its run: the source rows set aside as invalid, the largest invalid share of a
+    -- table checked, the seconds its steps took, and the load's run (workflow.task_runs.run_id).
+    n_invalid           bigint,
+    invalid_share       double precision,
+    duration_s          double precision,
+    run_id              uuid
 );
--- A warehouse made before partial days gets the column. Only then: ALTER TABLE locks the table even
+-- A warehouse made by an older version gets the columns it lacks. Only then: ALTER TABLE locks the table even
 -- when the column exists, which would make readers of the view wait, or deadlock, during every load.
 DO $$
+DECLARE
+    missing record;
 BEGIN
-    IF NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
-                   AND table_name = 'recommendation_loads' AND column_name = 'partial') THEN
-        ALTER TABLE recommendation_loads ADD COLUMN partial boolean NOT NULL DEFAULT false;
-    END IF;
+    FOR missing IN
+        SELECT wanted.name, wanted.type
+        FROM (VALUES ('partial', 'boolean NOT NULL DEFAULT false'), ('n_invalid', 'bigint'),
+                     ('invalid_share', 'double precision'), ('duration_s', 'double precision'),
+                     ('run_id', 'uuid')) AS wanted (name, type)
+        WHERE NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
+                          AND table_name = 'recommendation_loads' AND column_name = wanted.name)
+    LOOP
+        EXECUTE 'ALTER TABLE recommendation_loads ADD COLUMN ' || quote_ident(missing.name) || ' ' || missing.type;
+    END LOOP;
 END $$;
 
 -- The current recommendations: those of the newest loaded date.

@@ -32,8 +32,29 @@ CREATE TABLE IF NOT EXISTS store.film_loads (
     n_films   bigint      NOT NULL,
     loaded_at timestamptz NOT NULL DEFAULT now(),
     -- A day not over yet, loaded on request: the first run after the day ends replaces it.
-    partial   boolean     NOT NULL DEFAULT false
+    partial   boolean     NOT NULL DEFAULT false,
+    -- The date's figures from its run: the source rows set aside as invalid, the largest invalid share of a
+    -- table checked, the seconds its steps took, and the load's run (workflow.task_runs.run_id).
+    n_invalid     bigint,
+    invalid_share double precision,
+    duration_s    double precision,
+    run_id        uuid
 );
+-- A warehouse made by an older version gets the columns it lacks (only then: ALTER TABLE locks the table).
+DO $$
+DECLARE
+    missing record;
+BEGIN
+    FOR missing IN
+        SELECT wanted.name, wanted.type
+        FROM (VALUES ('n_invalid', 'bigint'), ('invalid_share', 'double precision'),
+                     ('duration_s', 'double precision'), ('run_id', 'uuid')) AS wanted (name, type)
+        WHERE NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = 'store'
+                          AND table_name = 'film_loads' AND column_name = wanted.name)
+    LOOP
+        EXECUTE 'ALTER TABLE store.film_loads ADD COLUMN ' || quote_ident(missing.name) || ' ' || missing.type;
+    END LOOP;
+END $$;
 
 -- The current films: those of the newest loaded date, keyed by film_id.
 CREATE OR REPLACE VIEW store.film AS
