@@ -27,6 +27,7 @@ from workflow.errors import (
 )
 from workflow.io import files, parquet
 from workflow.io.postgres import has_column
+from workflow.io.urls import mask_passwords
 from workflow.rules import quality
 
 log = logging.getLogger("luigi-interface.workflow.tasks")
@@ -113,7 +114,7 @@ def write_run_record(task: RecordedTask, seconds: float) -> None:
 def write_failure_record(task: RecordedTask, exception: BaseException) -> None:
     """Put the failed run on the record: its duration and the one-line error (URLs in it have no password)."""
     seconds = time.monotonic() - getattr(task, "started", time.monotonic())
-    error = " ".join(f"{type(exception).__name__}: {exception}".split())
+    error = mask_passwords(" ".join(f"{type(exception).__name__}: {exception}".split()))
     _record(task, "failed", seconds, {**getattr(task, "facts", {}), "error": error})
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -50,3 +52,12 @@ def safe_url(url: str) -> str:
 def with_user(url: str, user: str, password: str) -> str:
     """Return the URL of the same database for another role."""
     return make_url(url).set(username=user, password=password).render_as_string(hide_password=False)
+
+
+# user:password@ in any URL inside a text (an error message, say).
+_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
+
+
+def mask_passwords(text: str) -> str:
+    """Return the text with the password of every URL in it masked (`postgresql://user:***@host/db`)."""
+    return _CREDENTIALS.sub(r"\1:***@", text)
