@@ -166,3 +166,35 @@ def test_runs_the_warehouse_missed_are_recorded_by_the_next_run_that_reaches_it_
         [run["run_id"] for run in runs] + [later["run_id"]]
     )
     assert not list(pending.glob("*.json"))
+
+
+def test_every_pipelines_tasks_are_recorded_and_each_load_row_holds_its_dates_figures(small_source: Databases) -> None:
+    from workflow.daily import DailyPipelines  # noqa: PLC0415
+    from workflow.databases import url_of  # noqa: PLC0415
+    from workflow.pipelines import films  # noqa: PLC0415
+    from workflow.pipelines.films import demo as film_demo  # noqa: PLC0415
+
+    small_source.query(small_source.warehouse, "DROP SCHEMA IF EXISTS store CASCADE")
+    film_source = url_of(films.PIPELINE.source)
+    film_demo.replace_film_tables(film_source, 4_000, until=DAY, seed=3)
+    small_source.query(film_source, "INSERT INTO film_rating VALUES (1, 1, 9, '2026-11-01'), (2, 1, 0, '2026-11-02')")
+    assert luigi.build([DailyPipelines(date=DAY)], local_scheduler=True, workers=2)
+    runs = runs_of(small_source)
+    by_pipeline = {name: {run["task"] for run in runs if run["pipeline"] == name} for name in ("courses", "films")}
+    assert by_pipeline == {
+        "courses": COURSE_TASKS,
+        "films": {"ExtractedFilms", "ExtractedRentals", "ExtractedInventory", "ExtractedFilmRatings",
+                  "FilmRentalRates", "FilmRatings", "FilmRecommendations", "FilmsTask"},
+    }  # fmt: skip
+    assert len(runs) == 16 and {run["status"] for run in runs} == {"done"}
+    film_runs = [run for run in runs if run["pipeline"] == "films"]
+    [(n_films, n_invalid, share, seconds, run_id)] = small_source.warehouse_rows(
+        "SELECT n_films, n_invalid, invalid_share, duration_s, run_id::text FROM store.film_loads"
+    )
+    [load] = [run for run in film_runs if run["task"] == "FilmsTask"]
+    checked = [run for run in film_runs if run["invalid_rows"] is not None]
+    assert {run["task"] for run in checked} == {"FilmRentalRates", "FilmRatings"}
+    assert n_invalid == sum(run["invalid_rows"] for run in checked) == 2  # the ratings 9 and 0
+    assert share == max(run["invalid_share"] for run in checked)
+    assert (n_films, run_id) == (load["rows_out"], load["run_id"])
+    assert sum(run["duration_s"] for run in film_runs if run is not load) < seconds
