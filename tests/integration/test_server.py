@@ -478,9 +478,11 @@ def test_the_dashboard_draws_its_charts_offline_and_looks_up_a_user_in_a_real_br
         assert driver.find_element(By.TAG_NAME, "body").get_attribute("data-charts") == "ready"
         for chart in ("chart-loads", "chart-ratings", "chart-languages", "chart-courses"):
             assert driver.find_elements(By.CSS_SELECTOR, f"#{chart} svg.main-svg"), chart
-        # One point per loaded date on each line of the loads chart.
-        points = driver.find_elements(By.CSS_SELECTOR, "#chart-loads .scatterlayer .trace:first-child path.point")
-        assert len(points) == len(DAYS)
+        # One point per loaded date on each line of the loads chart; the load rows' invalid share on its own axis.
+        drawn = driver.execute_script("return document.getElementById('chart-loads').data.map((t) => t.name)")
+        assert drawn == ["rows", "users", "invalid share"]
+        points = driver.find_elements(By.CSS_SELECTOR, "#chart-loads .scatterlayer .trace path.point")
+        assert len(points) == len(drawn) * len(DAYS)
         bars = driver.find_elements(By.CSS_SELECTOR, "#chart-languages .barlayer path")
         assert len(bars) == len(server.get("/api/dashboard")[1]["languages"])
         assert f"current: {DAYS[1]}" in driver.find_element(By.ID, "status").text
