@@ -103,6 +103,13 @@ def test_spark_local_loads_the_pandas_engines_rows_and_quarantine(clean: Databas
         target = clean.output / f"{DAY}" / f"{step}.parquet"
         assert target.is_dir() and (target / "_SUCCESS").is_file(), step
     assert "Spark session" in spark_run.stderr and "UI at http://127.0.0.1:" in spark_run.stderr
+    # The run history holds both engines' runs of the day, with the same figures.
+    runs = clean.warehouse_rows(
+        "SELECT engine, task, rows_in, rows_out, set_aside, invalid_rows, invalid_share FROM workflow.task_runs"
+        " WHERE run_date = :date AND status = 'done'", date=DAY,
+    )  # fmt: skip
+    by_engine = {engine: sorted(row[1:] for row in runs if row[0] == engine) for engine in ("pandas", "spark")}
+    assert len(by_engine["pandas"]) == 8 and by_engine["spark"] == by_engine["pandas"]
 
 
 @pytest.mark.skipif(not (SHARED / "datasets" / "datacamp").exists(), reason="../shared/datasets/datacamp is absent")
