@@ -9,7 +9,7 @@ import logging
 import shutil
 import sys
 
-from workflow import databases, devspark, registry, scheduler, use_repository_config
+from workflow import databases, devspark, registry, retention, scheduler, use_repository_config
 from workflow.core import dated_load, history, outputs
 from workflow.core.pipeline import Pipeline
 from workflow.errors import WorkflowError
@@ -208,6 +208,23 @@ def yesterday() -> dt.date:
     return dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
 
 
+def retain(args: argparse.Namespace) -> None:
+    """Remove, for every pipeline, every date older than the --keep-days dates up to yesterday (UTC): warehouse rows,
+    files, run history; never the newest loaded date nor a date a run is using (--dry-run: only say what)."""
+    for line in retention.retain(args.keep_days, dry_run=args.dry_run):
+        print(line, flush=True)
+
+
+def add_retain_command(commands: argparse._SubParsersAction) -> None:
+    """Add the `retain` command and its options."""
+    command = commands.add_parser("retain", help=retain.__doc__)
+    command.add_argument(
+        "--keep-days", type=int, help="the dates kept, up to yesterday (UTC); default: [retention] keep_days (0: off)"
+    )
+    command.add_argument("--dry-run", action="store_true", help="print what would be removed, remove nothing")
+    command.set_defaults(handler=retain)
+
+
 def serve(args: argparse.Namespace) -> None:
     """Serve the read API and the dashboard over the warehouse (workflow.server; no luigi in that process)."""
     from workflow.server import serve as run  # noqa: PLC0415  (FastAPI and uvicorn only when serving)
@@ -262,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("action", choices=["start", "stop", "url"])
     command.set_defaults(handler=database)
 
+    add_retain_command(commands)
     add_spark_command(commands)
 
     command = commands.add_parser("serve", help=serve.__doc__)

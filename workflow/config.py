@@ -111,7 +111,9 @@ class lineage(luigi.Config):  # noqa: N801
     )
     namespace = luigi.Parameter(default="course-recommendations", description="the namespace of the jobs")
     wait_s = luigi.FloatParameter(
-        default=2.0, description="seconds an event may take to deliver before it is logged as not delivered"
+        default=2.0,
+        description="seconds an event may take to reach the OpenLineage backend; one that does not is "
+        "logged as not delivered, and the run sends the backend nothing more",
     )
 
 

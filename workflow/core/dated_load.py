@@ -114,6 +114,34 @@ def forget_load(url: str, marker: Marker, date: dt.date) -> bool:
         return connection.execute(sa.delete(table).where(table.c[marker.date_column] == date)).rowcount > 0
 
 
+def remove_load(
+    url: str, date: dt.date, marker: Marker, *, remove: Callable[[Connection], int], dry_run: bool = False
+) -> int | None:
+    """Return the rows `remove` took away (the date's data; it only counts them on a dry run), its marker deleted with
+    them in one transaction under the lock loads take, or None when the date is not loaded or is the newest loaded.
+
+    The newest loaded date is the current one, which the pipeline's views show: retention never removes it.
+    """
+    with connect(url) as connection:
+        if not marker.exists(connection):
+            return None
+        # The load's own lock: a load of the marker in progress finishes first, and none starts meanwhile.
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:lock))"), {"lock": f"workflow.load:{marker.name}"}
+        )
+        table = marker.clause()
+        column = table.c[marker.date_column]
+        day = sa.bindparam("date", date, sa.Date)
+        loaded = connection.execute(sa.select(column).where(column == day)).first() is not None
+        newer = connection.execute(sa.select(sa.func.count()).select_from(table).where(column > day)).scalar()
+        if not loaded or not newer:
+            return None
+        rows = remove(connection)
+        if not dry_run:
+            connection.execute(sa.delete(table).where(column == day))
+        return rows
+
+
 class DatedLoad(luigi.Target):
     """Exists when the warehouse holds the marker of a committed load of the date (a partial day's counts only for a
     partial run)."""

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from workflow import databases
 from workflow.errors import WorkflowError
 from workflow.io import files
-from workflow.io.postgres import Retry, connect, read_sql
+from workflow.io.postgres import ONE_ATTEMPT, connect, read_sql
 from workflow.io.urls import safe_url
 from workflow.paths import output_dir
 
@@ -30,8 +30,6 @@ COLUMNS = (
     "run_id", "pipeline", "task", "engine", "started_at", "finished_at", "duration_s", "status", "rows_in",
     "rows_out", "set_aside", "invalid_rows", "invalid_share", "error", "host",
 )  # fmt: skip
-# A record can wait for the next run: one quick attempt, no retries.
-ONE_ATTEMPT = Retry(attempts=1, first_wait=0, timeout=5)
 # After a failed attempt, this process keeps its records as files for this long without asking again.
 COOL_OFF_S = 30.0
 

@@ -28,6 +28,11 @@ def date_dir(date: dt.date) -> Path:
     return output_dir() / f"{date:%Y-%m-%d}"
 
 
+def lineage_file(date: dt.date) -> Path:
+    """Return the file of the date's OpenLineage events, `<output>/lineage/<YYYY-MM-DD>.jsonl` (one JSON line each)."""
+    return output_dir() / "lineage" / f"{date:%Y-%m-%d}.jsonl"
+
+
 def date_folder(date: dt.date, partial_day: bool = False) -> Path:
     """Return the folder of a date's targets: `<output>/<date>/`, or its `partial/` subfolder for a day not over."""
     folder = date_dir(date)

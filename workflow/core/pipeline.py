@@ -6,6 +6,7 @@ Its tasks and its Spark rules are imported on first use, through functions the p
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -61,8 +62,13 @@ class Pipeline:
     source: Source
     # The warehouse relations the pipeline creates (schema.name), which the read server's role may SELECT.
     owns: tuple[str, ...] = ()
+    # The warehouse tables its load writes (schema.name), the table of its rows first: the load's lineage outputs.
+    loads_into: tuple[str, ...] = ()
     # Lines `python -m workflow summary` prints of the pipeline, given the warehouse URL and a number of examples.
     summary: Callable[[str, int], list[str]] | None = field(default=None, compare=False)
+    # Retention: removes a date's rows and marker from the warehouse, given the warehouse URL, the date and whether it
+    # is a dry run (count only); returns the rows, or None when the date is not loaded or is the newest loaded.
+    remove_date: Callable[[str, dt.date, bool], int | None] | None = field(default=None, compare=False)
 
     def load_task(self) -> type:
         """Return the task that loads a date into the warehouse (its output is the date's marker)."""

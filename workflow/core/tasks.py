@@ -27,7 +27,7 @@ from workflow.errors import (
 )
 from workflow.io import files, parquet
 from workflow.io.postgres import has_column
-from workflow.io.urls import mask_passwords
+from workflow.io.urls import mask_passwords, safe_url
 from workflow.rules import quality
 
 log = logging.getLogger("luigi-interface.workflow.tasks")
@@ -190,6 +190,8 @@ class ParquetTask(RecordedTask):
         """Write a source table's columns (None: every column, in exact types) as the target, with io.extract's options;
         return whether it was read as of a time (its timestamp column exists) rather than as a snapshot, which the
         run record's `source` says."""
+        # The table and its database (password masked) name the run's input, in its record and its lineage.
+        self.facts.update(source_table=f"{options.get('schema') or 'public'}.{table}", source_database=safe_url(url))
         as_of = self.engine.extract(url, table, columns, self.output().path, self, **options)
         self.engine.release()
         if not as_of:

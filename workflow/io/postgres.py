@@ -31,6 +31,8 @@ class Retry:
 
 
 _retry = Retry()
+# For what can wait for a later run or go without (a run record, a lineage event's schema): one quick attempt.
+ONE_ATTEMPT = Retry(attempts=1, first_wait=0, timeout=5)
 
 
 def use_retry(retry: Retry) -> None:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from workflow.core.dated_load import NO_FIGURES, LoadFigures, load_once
+from workflow.core.dated_load import NO_FIGURES, LoadFigures, load_once, remove_load
 from workflow.io.load import copy_in, copy_in_binary
 from workflow.io.postgres import connect, read_sql
 from workflow.io.urls import safe_url
@@ -167,3 +167,20 @@ def summary(url: str, n_users: int) -> list[str]:
         lines.append(f"user {user_id}:")
         lines += [f"  {rating:.3f}  {title}" for title, rating in recommended_titles(url, user_id, 0)]
     return lines
+
+
+def remove_date(url: str, date: dt.date, dry_run: bool = False) -> int | None:
+    """Return the recommendations of the date that retention removed (its partition dropped with its load row, in one
+    transaction under the load's lock; a dry run only counts them), or None when it is not loaded or is the newest."""
+    if not isinstance(date, dt.date):
+        raise TypeError(f"date must be a datetime.date, not {date!r}")
+    # DDL takes no bound parameters: the partition's name comes from a date object, never from text.
+    partition = f"daily_recommendations_{date:%Y%m%d}"
+
+    def remove(connection: Connection) -> int:
+        rows = connection.execute(sa.text(sql("recommendations_of_date")), {"recommendation_date": date}).scalar()
+        if not dry_run:
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {partition}")
+        return rows
+
+    return remove_load(url, date, PIPELINE.marker, remove=remove, dry_run=dry_run)

@@ -5,6 +5,7 @@ This module is the pipeline's declaration (workflow.registry lists it); it impor
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -35,6 +36,12 @@ def _summary(url: str, n: int) -> list[str]:
     return warehouse.summary(url, n)
 
 
+def _remove_date(url: str, date: dt.date, dry_run: bool) -> int | None:
+    from workflow.pipelines.films import warehouse  # noqa: PLC0415
+
+    return warehouse.remove_date(url, date, dry_run)
+
+
 PIPELINE = Pipeline(
     name="films",
     tasks=_tasks,
@@ -42,5 +49,7 @@ PIPELINE = Pipeline(
     rules={"pandas": _pandas_rules, "spark": _spark_rules},
     source=Source("FILMS_DATABASE_URL", "films_url", "pagila"),
     owns=("store.film_daily", "store.film_loads", "store.film"),
+    loads_into=("store.film_daily", "store.film_loads"),
     summary=_summary,
+    remove_date=_remove_date,
 )

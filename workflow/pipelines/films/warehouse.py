@@ -11,7 +11,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from workflow.core.dated_load import NO_FIGURES, LoadFigures, load_once
+from workflow.core.dated_load import NO_FIGURES, LoadFigures, load_once, remove_load
 from workflow.io.load import copy_in
 from workflow.io.postgres import connect, read_sql
 from workflow.io.urls import safe_url
@@ -94,3 +94,15 @@ def summary(url: str, n_films: int) -> list[str]:
         loads = connection.execute(sa.text("SELECT load_date, n_films FROM store.film_loads ORDER BY 1")).all()
     lines = [f"loaded {date} films: {n:,} films" for date, n in loads]
     return lines + [f"film {film_id}: {picks}" for film_id, picks in current_recommendations(url, n_films)]
+
+
+def remove_date(url: str, date: dt.date, dry_run: bool = False) -> int | None:
+    """Return the films of the date that retention removed from store.film_daily (with its load row, in one
+    transaction under the load's lock; a dry run only counts them), or None when it is not loaded or is the newest."""
+
+    def remove(connection: Connection) -> int:
+        if dry_run:
+            return connection.execute(sa.text(sql("films_of_date")), {"load_date": date}).scalar()
+        return connection.execute(sa.text(sql("remove_date")), {"load_date": date}).rowcount
+
+    return remove_load(url, date, PIPELINE.marker, remove=remove, dry_run=dry_run)
