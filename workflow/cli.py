@@ -9,7 +9,7 @@ import logging
 import shutil
 import sys
 
-from workflow import databases, devspark, registry, retention, scheduler, use_repository_config
+from workflow import databases, devspark, freshness, registry, retention, scheduler, use_repository_config
 from workflow.core import dated_load, history, outputs
 from workflow.core.pipeline import Pipeline
 from workflow.errors import WorkflowError
@@ -121,6 +121,38 @@ def history_record(run: dict) -> dict:
     return {
         **run, "finished_at": f"{finished:%Y-%m-%d %H:%M:%S}", **({"partial_day": True} if partial else {}), **details,
     }  # fmt: skip
+
+
+def check_freshness(args: argparse.Namespace) -> int:
+    """Print each pipeline's freshness: fresh, late or failed, its newest loaded date, when that date's own load
+    committed and its age; exit 0 when every pipeline is fresh, 2 otherwise (1 when the warehouse cannot be read)."""
+    url = databases.warehouse_url()
+    now = dt.datetime.now(dt.timezone.utc)
+    pipelines = registry.pipelines()
+    times = freshness.expected_by([pipeline.name for pipeline in pipelines])
+    found = []
+    for pipeline in pipelines:
+        date, loaded_at = dated_load.newest_load(url, pipeline.marker) or (None, None)
+        found.append(freshness.assess(
+            pipeline.name, newest_date=date, loaded_at=loaded_at, failures=history.failures(url, pipeline.name, date),
+            now=now, expected_by=times[pipeline.name],
+        ))  # fmt: skip
+    if args.json:
+        print(json.dumps({"checked_at": now.isoformat(), "fresh": all(f.fresh for f in found),
+                          "pipelines": [f.as_dict() for f in found]}, indent=2))  # fmt: skip
+    else:
+        for each in found:
+            age = "" if each.age_s is None else f" {freshness.readable_age(each.age_s)} old,"
+            print(f"{each.pipeline:<10} {each.state:<6}{age} due {each.due_date} by {each.expected_by:%H:%M} UTC: "
+                  f"{each.detail}")  # fmt: skip
+    return 0 if all(each.fresh for each in found) else 2
+
+
+def add_freshness_command(commands: argparse._SubParsersAction) -> None:
+    """Add `freshness [--json]` to the command line."""
+    command = commands.add_parser("freshness", help=check_freshness.__doc__)
+    command.add_argument("--json", action="store_true", help="print JSON, as GET /api/freshness answers")
+    command.set_defaults(handler=check_freshness)
 
 
 def print_load_state(url: str, date: dt.date, pipeline: Pipeline) -> None:
@@ -267,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--address", default="127.0.0.1")
     command.set_defaults(handler=run_scheduler)
 
+    add_freshness_command(commands)
+
     command = commands.add_parser("summary", help=summary.__doc__)
     command.add_argument("--users", type=int, default=3)
     command.set_defaults(handler=summary)
@@ -292,8 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     use_repository_config()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
-        args.handler(args)
+        return args.handler(args) or 0
     except WorkflowError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    return 0

@@ -105,6 +105,23 @@ def all_loaded_dates(url: str, marker: Marker) -> list[dt.date]:
         return list(connection.execute(sa.select(date).order_by(date)).scalars())
 
 
+def newest_load(url: str, marker: Marker) -> tuple[dt.date, dt.datetime | None] | None:
+    """Return the newest whole-day load's date and when its own load committed (None when the marker table has no
+    loaded_at), or None when nothing is loaded."""
+    with connect(url) as connection:
+        if not marker.exists(connection):
+            return None
+        columns = {column["name"] for column in sa.inspect(connection).get_columns(marker.table, schema=marker.schema)}
+        table = sa.table(marker.table, sa.column(marker.date_column), sa.column("partial"), sa.column("loaded_at"),
+                         schema=marker.schema)  # fmt: skip
+        date = table.c[marker.date_column]
+        query = sa.select(date, table.c.loaded_at if "loaded_at" in columns else sa.null()).order_by(date.desc())
+        if "partial" in columns:
+            query = query.where(sa.not_(table.c.partial))
+        found = connection.execute(query.limit(1)).first()
+        return (found[0], found[1]) if found else None
+
+
 def forget_load(url: str, marker: Marker, date: dt.date) -> bool:
     """Remove the date's marker so the next run recomputes and replaces it; return whether there was one."""
     with connect(url) as connection:

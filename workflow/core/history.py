@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from workflow import databases
 from workflow.errors import WorkflowError
+from workflow.freshness import Failure
 from workflow.io import files
 from workflow.io.postgres import ONE_ATTEMPT, connect, read_sql
 from workflow.io.urls import safe_url
@@ -103,6 +104,15 @@ def row(run: dict[str, Any], from_file: bool = False) -> dict[str, Any]:
         "details": json.dumps(details, default=str),
         "from_file": from_file,
     }
+
+
+def failures(url: str, pipeline: str, after: dt.date | None) -> list[Failure]:
+    """Return the pipeline's failed whole-day task runs of dates after `after` (every date when None)."""
+    with connect(url) as connection:
+        if connection.exec_driver_sql("SELECT to_regclass('workflow.task_runs')").scalar() is None:
+            return []
+        rows = connection.execute(sa.text(read_sql(SQL, "failed_runs_after")), {"pipeline": pipeline, "after": after})
+        return [Failure(date, task, error, finished_at) for date, task, error, finished_at in rows]
 
 
 def runs_of(url: str, date: dt.date) -> list[dict[str, Any]] | None:
