@@ -19,6 +19,7 @@ from luigi.tools.range import RangeDaily
 from workflow import cli, databases, retention, scheduler
 from workflow.core import outputs
 from workflow.daily import DailyPipelines
+from workflow.paths import scheduler_dir
 from workflow.pipelines import films
 from workflow.pipelines.courses import demo
 from workflow.pipelines.films import demo as film_demo
@@ -38,16 +39,20 @@ def quick_workers(luigi_setting: Callable[..., None]) -> None:
 
 @pytest.fixture
 def luigid(clean: Databases) -> Iterator[int]:
-    """Start the project's luigid on a free port, its task history empty, and stop it after the test."""
+    """Start the project's luigid on a free port, its saved state and task history empty, and stop it after the test
+    (its state forgotten: other tests' luigid must not find this test's dates done)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    saved_state = scheduler_dir() / "state.pickle"
+    saved_state.unlink(missing_ok=True)  # tasks of these dates that other tests ran: not done for this one
     scheduler.start(port)
     try:
         luigid_query("TRUNCATE task_events, task_parameters, tasks")  # other tests' tasks: not this test's dates
         yield port
     finally:
         scheduler.stop()
+        saved_state.unlink(missing_ok=True)
 
 
 @pytest.fixture
