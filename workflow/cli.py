@@ -1,4 +1,5 @@
-"""Command line: `python -m workflow {recommend,demo-data,invalidate,status,summary,db,scheduler,spark}`."""
+"""Command line: `python -m workflow {recommend,demo-data,invalidate,status,scheduler,freshness,summary,films,db,retain,
+spark,serve}`."""
 
 from __future__ import annotations
 
@@ -261,7 +262,7 @@ def serve(args: argparse.Namespace) -> None:
     """Serve the read API and the dashboard over the warehouse (workflow.server; no luigi in that process)."""
     from workflow.server import serve as run  # noqa: PLC0415  (FastAPI and uvicorn only when serving)
 
-    run(args.host, args.port, workers=args.workers)
+    run(args.host, args.port, workers=args.workers, access_log=args.access_log)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,9 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     add_spark_command(commands)
 
     command = commands.add_parser("serve", help=serve.__doc__)
-    command.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
-    command.add_argument("--port", type=int, default=8080)
-    command.add_argument("--workers", type=int, default=1, help="server processes")
+    command.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    command.add_argument("--port", type=int, default=8080, help="TCP port to listen on (default 8080; 0: any free one)")
+    command.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    command.add_argument("--access-log", action="store_true", help="log every request, one line each (default: off)")
     command.set_defaults(handler=serve)
 
     args = parser.parse_args(argv)

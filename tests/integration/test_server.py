@@ -87,13 +87,22 @@ class Server:
 
     def get(self, path: str) -> tuple[int, object, dict[str, str]]:
         """Return the status, JSON body (or text) and headers of a GET request."""
+        return self.request(path)
+
+    def request(self, path: str, method: str = "GET", headers: dict[str, str] | None = None) -> tuple:
+        """Return the status, JSON body (or text, or bytes when not UTF-8) and headers (lower-case names)."""
+        request = urllib.request.Request(self.base + path, method=method, headers=headers or {})
         try:
-            with urllib.request.urlopen(self.base + path, timeout=30) as response:
-                status, body, headers = response.status, response.read(), dict(response.headers)
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, body, found = response.status, response.read(), response.headers
         except urllib.error.HTTPError as error:
-            status, body, headers = error.code, error.read(), dict(error.headers)
-        text = body.decode()
-        is_json = headers.get("content-type", "").startswith("application/json")
+            status, body, found = error.code, error.read(), error.headers
+        headers = {name.lower(): value for name, value in found.items()}
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            return status, body, headers
+        is_json = headers.get("content-type", "").startswith("application/json") and method != "HEAD"
         return status, json.loads(text) if is_json else text, headers
 
 
@@ -110,9 +119,10 @@ def server_environment() -> dict[str, str]:
     return dict(os.environ)
 
 
-def start_server(log: Path, port: int) -> subprocess.Popen:
-    """Start `python -m workflow.server` on the port and return it once it accepts connections."""
-    command = [sys.executable, "-m", "workflow.server", "--port", str(port)]
+def start_server(log: Path, port: int, arguments: list[str] | None = None) -> subprocess.Popen:
+    """Start `python -m workflow.server` (or python with the arguments) on the port; return it once it accepts
+    connections."""
+    command = [sys.executable, *(arguments or ["-m", "workflow.server", "--port", str(port)])]
     process = subprocess.Popen(
         command, cwd=REPO, env=server_environment(), stdout=log.open("w"), stderr=subprocess.STDOUT
     )
@@ -240,16 +250,45 @@ def test_an_unknown_user_or_a_date_never_loaded_gives_404_with_a_reason(server: 
         "/api/users/100/recommendations?date=2026-13-01",
         "/api/users/100/recommendations?date=2026-02-30",
         "/api/users/100/recommendations?date=yesterday",
+        "/api/users/100/recommendations?date=0000-00-00",
+        "/api/users/100/recommendations?date=2026-11-01T00:00:00",
+        "/api/users/100/recommendations?date=20261101",
+        f"/api/users/{-(2**63) - 1}/recommendations",
         "/api/loads?limit=0",
         "/api/loads?offset=-1",
+        f"/api/loads?offset={2**63}",
+        f"/api/loads?offset={10**30}",
+        "/api/loads?limit=" + urllib.parse.quote("1; DELETE FROM courses"),
         "/api/films/" + urllib.parse.quote("1 OR 1=1"),
+        f"/api/films/{2**63}",
+        "/api/dashboard?date=2026-02-30",
+        "/api/dashboard?date=" + urllib.parse.quote("2026-11-01'; DROP TABLE courses; --"),
+        "/api/runs?days=0",
+        "/api/runs?days=367",
+        f"/api/runs?days={2**64}",
+        "/api/runs?days=" + urllib.parse.quote("30 OR 1=1"),
     ],
 )
-def test_malformed_or_sql_looking_input_gives_422_never_500(server: Server, path: str) -> None:
-    status, body, _ = server.get(path)
+def test_malformed_or_sql_looking_input_gives_422_with_the_declared_body_never_500(server: Server, path: str) -> None:
+    before = warehouse_state(server.databases)
+    status, body, headers = server.get(path)
     assert status == 422, body
-    assert isinstance(body, dict) and body["detail"]
-    assert server.databases.warehouse_rows("SELECT count(*) FROM courses") == [(len(COURSES),)]
+    assert headers["content-type"] == "application/json"
+    # FastAPI's HTTPValidationError, as /openapi.json declares it for every 422: a list of errors, each located.
+    assert isinstance(body, dict) and set(body) == {"detail"} and isinstance(body["detail"], list) and body["detail"]
+    for error in body["detail"]:
+        assert {"loc", "msg", "type"} <= error.keys() and error["loc"][0] in ("path", "query"), error
+    declared = server.get("/openapi.json")[1]["components"]["schemas"]["HTTPValidationError"]
+    assert declared["properties"]["detail"]["type"] == "array"
+    assert warehouse_state(server.databases) == before
+
+
+def warehouse_state(databases: Databases) -> list[tuple]:
+    """Return the row counts and the last load of the warehouse's tables: what a read-only server never changes."""
+    return databases.warehouse_rows(
+        "SELECT (SELECT count(*) FROM courses), (SELECT count(*) FROM daily_recommendations),"
+        " (SELECT count(*) FROM recommendation_loads), (SELECT max(loaded_at) FROM recommendation_loads)"
+    )
 
 
 def test_the_load_history_is_newest_first_and_paginated(server: Server) -> None:
@@ -266,12 +305,43 @@ def test_the_load_history_is_newest_first_and_paginated(server: Server) -> None:
     assert second_page["total"] == 2 and second_page["loads"] == body["loads"][1:]
 
 
-def test_healthz_tells_the_newest_load_and_its_age(server: Server) -> None:
+def test_healthz_tells_the_newest_load_its_age_and_the_freshness_and_answers_head(server: Server) -> None:
     status, body, _ = server.get("/healthz")
     assert status == 200, body
     assert body["status"] == "ok" and body["newest_date"] == f"{DAYS[1]}" and body["loads"] == 2
     assert 0 <= body["newest_load_age_s"] < 3600
-    assert "recommendations_reader:***@" in body["warehouse"] or os.environ.get("SERVER_DATABASE_URL")
+    [(loaded_at,)] = server.databases.warehouse_rows(
+        "SELECT loaded_at FROM recommendation_loads WHERE recommendation_date = :day", day=DAYS[1]
+    )
+    assert dt.datetime.fromisoformat(body["newest_loaded_at"]) == loaded_at  # the newest date's own load
+    # The days loaded are long past: the course pipeline is late; the film pipeline has loaded nothing.
+    assert body["fresh"] is False and [(p["pipeline"], p["state"]) for p in body["pipelines"]] == [
+        ("courses", "late"), ("films", "late")
+    ]  # fmt: skip
+    assert "warehouse" not in body and "recommendations_reader" not in json.dumps(body)  # no role, host or port
+    for path in ("/healthz", "/api/loads", "/api/freshness", "/", "/vendor/plotly.min.js"):
+        status, text, headers = server.request(path, method="HEAD")
+        assert (status, text) == (200, ""), path
+        assert headers["content-type"] == server.get(path)[2]["content-type"], path
+
+
+def test_without_a_run_history_the_grants_hold_and_runs_and_freshness_answer_from_the_loads(server: Server) -> None:
+    from workflow.server.settings import grant_reader  # noqa: PLC0415
+
+    server.databases.query(server.databases.warehouse, "ALTER SCHEMA workflow RENAME TO workflow_away")
+    try:
+        if not os.environ.get("SERVER_DATABASE_URL"):
+            grant_reader(server.databases.warehouse)  # the run history's relation is skipped while it does not exist
+        status, body, _ = server.get("/api/runs?days=3")
+        assert status == 200, body
+        courses = body["pipelines"][0]
+        assert [day["runs"] for day in courses["dates"]] == [0, 0, 0]
+        assert {day["state"] for day in courses["dates"]} <= {"late", "missing"}  # its loads are older
+        status, body, _ = server.get("/api/freshness")
+        assert status == 200 and [p["state"] for p in body["pipelines"]] == ["late", "late"], body
+        assert server.get("/healthz")[0] == 200
+    finally:
+        server.databases.query(server.databases.warehouse, "ALTER SCHEMA workflow_away RENAME TO workflow")
 
 
 def test_the_dashboard_data_are_the_warehouses_aggregates(server: Server) -> None:
@@ -393,13 +463,16 @@ def test_a_stopped_warehouse_gives_503_with_the_reason_and_the_server_recovers_b
     try:
         status, body, headers = server.get("/healthz")
         assert status == 503, body
-        assert body["status"] == "unavailable" and "recommendations_reader:***@" in body["warehouse"]
-        assert "cannot connect" in body["detail"] or "lost the warehouse connection" in body["detail"], body
-        for path in ("/api/users/100/recommendations", "/api/loads", "/api/dashboard"):
+        assert body == {"status": "unavailable", "detail": body["detail"]} and "cannot connect" in body["detail"]
+        assert headers["retry-after"] == "5"
+        assert server.request("/healthz", method="HEAD")[0] == 503
+        port = str(make_url(reader_url(server.databases)).port)
+        for path in ("/api/users/100/recommendations", "/api/loads", "/api/dashboard", "/api/freshness", "/api/runs"):
             status, body, headers = server.get(path)
             assert status == 503 and "connect" in body["detail"], (path, body)
             assert headers.get("retry-after") == "5"
-            assert password not in body["detail"]
+            assert password not in body["detail"] and "recommendations_reader" not in body["detail"]
+            assert port not in body["detail"] and "127.0.0.1" not in body["detail"]
     finally:
         embedded.ensure_running()
     assert wait_for(server, "/healthz", 200)[0] == 200
@@ -418,7 +491,8 @@ def test_a_warehouse_url_without_a_reader_url_stops_the_server_with_one_clear_li
     assert "config/warehouse_grants.sql" in lines[0] and "Secr3t-pw" not in result.stderr
 
 
-# What the server may import of the project: itself, and the embedded server (for the development default).
+# What the server may import of the project: itself, the embedded server (for the development default), the pipelines'
+# declarations and the freshness rule (neither imports luigi).
 ALLOWED = (
     "workflow.server",
     "workflow.devdb",
@@ -426,6 +500,8 @@ ALLOWED = (
     "workflow.io.urls",
     "workflow.paths",
     "workflow.registry",
+    "workflow.core.pipeline",
+    "workflow.freshness",
 )
 # What it must never load, directly or not: the pipelines' tasks, rules and warehouse code, the task kit, the engines
 # and the settings (all of them import luigi or pyspark). It reads the registry: the pipelines' declarations only.
@@ -547,3 +623,62 @@ def test_several_workers_share_the_port_answer_keep_alive_requests_at_once_and_s
     assert process.returncode == 0, log.read_text()
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
+@pytest.mark.parametrize("path", ["/vendor/plotly.min.js", "/static/dashboard.js", "/static/dashboard.css", "/"])
+def test_the_dashboards_files_are_gzipped_for_clients_that_take_it_and_revalidated_by_etag(
+    server: Server, path: str
+) -> None:
+    import gzip  # noqa: PLC0415
+
+    status, plain, headers = server.request(path)
+    assert status == 200 and "content-encoding" not in headers and headers["vary"] == "Accept-Encoding"
+    status, packed, zipped = server.request(path, headers={"Accept-Encoding": "br, gzip;q=0.8"})
+    assert status == 200 and zipped["content-encoding"] == "gzip" and zipped["vary"] == "Accept-Encoding"
+    assert gzip.decompress(packed).decode() == plain and int(zipped["content-length"]) == len(packed)
+    assert zipped["content-type"] == headers["content-type"] and zipped["etag"] != headers["etag"]
+    if path == "/vendor/plotly.min.js":  # 4.8 MB as it is
+        assert len(plain) > 4_000_000 and len(packed) < len(plain) / 3
+    status, body, again = server.request(path, headers={"Accept-Encoding": "gzip", "If-None-Match": zipped["etag"]})
+    assert (status, body, again["etag"]) == (304, "", zipped["etag"])
+    assert server.request(path, headers={"Accept-Encoding": "gzip;q=0"})[2].get("content-encoding") is None
+
+
+def test_serve_prints_each_log_line_once_and_logs_requests_only_with_access_log(server: Server) -> None:
+    for access_log in (False, True):
+        port = free_port()
+        log = server.databases.output / f"server-{port}.log"
+        command = ["-m", "workflow", "serve", "--port", str(port), *(["--access-log"] if access_log else [])]
+        process = start_server(log, port, command)
+        try:
+            assert server.request("/healthz")[0] == 200
+            for _ in range(2):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/loads?limit=1", timeout=30) as response:
+                    assert response.status == 200
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+        lines = log.read_text().splitlines()
+        assert sum("reading the warehouse" in line for line in lines) == 1, lines
+        assert sum("Application startup complete" in line for line in lines) == 1, lines
+        assert sum("Finished server process" in line for line in lines) == 1, lines
+        requests = [line for line in lines if '"GET /api/loads?limit=1 HTTP/1.1" 200' in line]
+        assert len(requests) == (2 if access_log else 0), lines
+        assert not [line for line in lines if "recommendations_reader:" in line and "***" not in line]
+
+
+def test_every_command_and_every_serve_option_has_its_help() -> None:
+    top = subprocess.run([sys.executable, "-m", "workflow", "--help"], cwd=REPO, capture_output=True, text=True,
+                         timeout=60, check=True).stdout  # fmt: skip
+    for command in ("recommend", "demo-data", "invalidate", "status", "scheduler", "freshness", "summary", "films",
+                    "db", "retain", "spark", "serve"):  # fmt: skip
+        assert f"\n    {command} " in top or f"\n    {command}\n" in top, command
+    description = top.split("positional arguments")[0]
+    assert "films" in description and "serve" in description and "freshness" in description
+    for module in (["workflow", "serve"], ["workflow.server"]):
+        text = subprocess.run([sys.executable, "-m", *module, "--help"], cwd=REPO, capture_output=True, text=True,
+                              timeout=60, check=True).stdout  # fmt: skip
+        options = text.split("options:")[1]
+        for option in ("--host HOST", "--port PORT", "--workers WORKERS", "--access-log"):
+            line = next(line for line in options.splitlines() if line.strip().startswith(option))
+            assert line.strip() != option, (module, option)  # something follows: its help

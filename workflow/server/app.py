@@ -16,16 +16,18 @@ import asyncpg
 from fastapi import FastAPI, HTTPException, Request
 from fastapi import Path as PathParameter
 from fastapi import Query as QueryParameter
-from fastapi.responses import FileResponse, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from workflow.server import reads, settings
+from workflow.server import models, reads, settings
+from workflow.server.files import StaticFile
 from workflow.server.warehouse import Warehouse, WarehouseUnavailable
 
 log = logging.getLogger("workflow.server")
 
 STATIC_DIR = Path(__file__).parent / "static"
-INT64 = (-(2**63), 2**63 - 1)
+MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".css": "text/css; charset=utf-8", ".js": "text/javascript"}
+RETRY_AFTER_S = 5
 # The dashboard loads nothing from elsewhere: scripts from this server only (plotly.js from its Python wheel).
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -34,12 +36,22 @@ PAGE_HEADERS = {
     ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
 }
 
-UserId = Annotated[int, PathParameter(ge=INT64[0], le=INT64[1], description="the user's id (a 64-bit integer)")]
-FilmId = Annotated[int, PathParameter(ge=INT64[0], le=INT64[1])]
+UserId = Annotated[
+    int, PathParameter(ge=models.INT64_MIN, le=models.INT64_MAX, description="the user's id (a 64-bit integer)")
+]
+FilmId = Annotated[int, PathParameter(ge=models.INT64_MIN, le=models.INT64_MAX, description="a 64-bit integer")]
 Threshold = Annotated[float, QueryParameter(allow_inf_nan=False, description="only ratings above this")]
-Day = Annotated[str | None, QueryParameter(pattern=r"^\d{4}-\d{2}-\d{2}$", description="a loaded date, YYYY-MM-DD")]
+LoadedDate = Annotated[models.Day | None, QueryParameter(description="a loaded date (YYYY-MM-DD); default: current")]
+Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="loads per page")]
+Offset = Annotated[int, QueryParameter(ge=0, le=models.INT64_MAX, description="loads skipped (a 64-bit integer)")]
+Days = Annotated[int, QueryParameter(ge=1, le=366, description="how many dates, up to yesterday (UTC)")]
+
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before asking again", "schema": {"type": "integer"}}}
+UNAVAILABLE = {"model": models.Problem, "description": "the warehouse cannot answer now", "headers": RETRY_AFTER}
+NOT_FOUND = {"model": models.Problem, "description": "not in the warehouse; the detail says why"}
 
 
 def plotly_js() -> Path | None:
@@ -52,7 +64,7 @@ def plotly_js() -> Path | None:
 
 
 def _jsonable(value: Any) -> Any:
-    """Return a JSON-ready form of a date or decimal read from the warehouse."""
+    """Return a JSON-ready form of a date, time or decimal read from the warehouse."""
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -66,11 +78,33 @@ def json_response(payload: Any, status_code: int = 200, headers: dict[str, str] 
     return Response(body, status_code=status_code, media_type="application/json", headers=headers)
 
 
+class HeadAsGet:
+    """Answer HEAD wherever GET is answered: the GET's status and headers, without its body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
+
+
 def create_app(database: settings.Database | None = None) -> FastAPI:
     """Return the application reading the given database (by default the one `settings.database()` chooses)."""
     database = database or settings.database()
     warehouse = Warehouse(database.url, size=settings.pool_size(), regrant=database.regrant)
     dashboard = reads.Dashboard(warehouse)
+    expected = settings.expected_by()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -80,70 +114,101 @@ def create_app(database: settings.Database | None = None) -> FastAPI:
         await warehouse.close()
 
     # No /docs or /redoc: FastAPI's pages load their scripts from a CDN. The schema stays at /openapi.json.
-    app = FastAPI(title="Course recommendations", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app = FastAPI(
+        title="Course recommendations",
+        version="2",
+        description="A read API over the warehouse: recommendations, loads, freshness, runs, the dashboard's data.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+        responses={503: UNAVAILABLE},
+    )
     app.state.warehouse = warehouse
+    app.add_middleware(HeadAsGet)
     _add_error_handlers(app)
 
-    @app.get("/api/users/{user_id}/recommendations")
-    async def user_recommendations(user_id: UserId, threshold: Threshold = 4.5, date: Day = None) -> Response:
-        """Return the user's recommendations rated above the threshold, best first: [{course_id, title, rating}]."""
-        day = _calendar_date(date)
-        found, on = await reads.user_recommendations(warehouse, user_id, threshold, day)
+    @app.get(
+        "/api/users/{user_id}/recommendations",
+        response_model=list[models.Recommendation],
+        responses={
+            200: {"headers": {"X-Recommendation-Date": {"description": "the date of these recommendations",
+                                                        "schema": {"type": "string", "format": "date"}}}},
+            404: NOT_FOUND,
+        },
+    )  # fmt: skip
+    async def user_recommendations(user_id: UserId, threshold: Threshold = 4.5, date: LoadedDate = None) -> Response:
+        """Return the user's recommendations rated above the threshold, best first, current or of a loaded date."""
+        found, on = await reads.user_recommendations(warehouse, user_id, threshold, date)
         return json_response(found, headers={"X-Recommendation-Date": on.isoformat()})
 
-    @app.get("/api/loads")
-    async def loads(
-        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50, offset: Annotated[int, QueryParameter(ge=0)] = 0
-    ) -> Response:
-        """Return the load history, newest first: date, rows, users, invalid rows and share, duration, loaded at."""
+    @app.get("/api/loads", response_model=models.LoadPage)
+    async def loads(limit: Limit = 50, offset: Offset = 0) -> Response:
+        """Return the load history of the course recommendations, newest first, a page at a time."""
         return json_response(await reads.load_history(warehouse, limit, offset))
 
-    @app.get("/api/films/{film_id}")
+    @app.get("/api/films/{film_id}", response_model=models.Film, responses={404: NOT_FOUND})
     async def film(film_id: FilmId) -> Response:
         """Return the film's store.film row with its recommended films' titles."""
         return json_response(await reads.film(warehouse, film_id))
 
-    @app.get("/api/dashboard")
-    async def dashboard_data() -> Response:
-        """Return the dashboard's chart data: loads over time, ratings, languages, top courses."""
-        return json_response(await dashboard.data())
+    @app.get("/api/dashboard", response_model=models.Dashboard, responses={404: NOT_FOUND})
+    async def dashboard_data(date: LoadedDate = None) -> Response:
+        """Return the dashboard's charts: every load, and the ratings, languages and top courses of a loaded date."""
+        return json_response(await dashboard.data(date))
 
-    @app.get("/healthz")
+    @app.get("/api/freshness", response_model=models.FreshnessReport)
+    async def freshness() -> Response:
+        """Return every pipeline's freshness, as `python -m workflow freshness --json` prints it."""
+        return json_response(await reads.freshness(warehouse, expected, dt.datetime.now(dt.timezone.utc)))
+
+    @app.get("/api/runs", response_model=models.RunsReport)
+    async def runs(days: Days = 30) -> Response:
+        """Return every pipeline's last dates up to yesterday (UTC), each with its state and figures."""
+        return json_response(await reads.runs(warehouse, expected, days, dt.datetime.now(dt.timezone.utc)))
+
+    @app.get(
+        "/healthz",
+        response_model=models.Health,
+        responses={503: {"model": models.Unavailable, "description": "the warehouse cannot be reached",
+                         "headers": RETRY_AFTER}},
+    )  # fmt: skip
     async def healthz() -> Response:
-        """Return whether the warehouse answers and the age of its newest load; 503 with the reason when not."""
+        """Return that the warehouse answers, with every pipeline's freshness; 503 only when it cannot be reached."""
         try:
-            return json_response(await reads.health(warehouse))
+            return json_response(await reads.health(warehouse, expected, dt.datetime.now(dt.timezone.utc)))
         except WarehouseUnavailable as error:
-            body = {"status": "unavailable", "warehouse": warehouse.safe_url, "detail": str(error)}
-            return json_response(body, status_code=503)
+            return json_response({"status": "unavailable", "detail": str(error)}, status_code=503,
+                                 headers={"Retry-After": str(RETRY_AFTER_S)})  # fmt: skip
+
+    files = {path.name: StaticFile(path, MEDIA_TYPES.get(path.suffix, "application/octet-stream"), PAGE_HEADERS)
+             for path in STATIC_DIR.iterdir() if path.is_file()}  # fmt: skip
+    plotly_path = plotly_js()
+    plotly_file = plotly_path and StaticFile(
+        plotly_path, "text/javascript", {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
+    )
 
     @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
+    async def index(request: Request) -> Response:
+        return await files["index.html"].response(request)
+
+    @app.get("/static/{name}", include_in_schema=False)
+    async def static(name: str, request: Request) -> Response:
+        if name not in files:
+            raise HTTPException(404, f"no file {name!r} here")
+        return await files[name].response(request)
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
-    async def plotly() -> FileResponse:
-        path = plotly_js()
-        if path is None:
+    async def plotly(request: Request) -> Response:
+        if not plotly_file:
             raise HTTPException(404, "plotly is not installed (pip install -r requirements.txt)")
-        return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "public, max-age=86400"})
+        return await plotly_file.response(request)
 
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
-
-
-def _calendar_date(text: str | None) -> dt.date | None:
-    """Return the date the YYYY-MM-DD text names; 422 when it names none (2026-02-30)."""
-    if text is None:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise HTTPException(422, f"date {text!r} is not a calendar date (YYYY-MM-DD)") from None
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     """Answer a missing thing with 404, an unavailable warehouse with 503, a bug with 500: JSON, no password."""
+    retry = {"Retry-After": str(RETRY_AFTER_S)}
 
     @app.exception_handler(reads.NotFoundError)
     async def not_found(_: Request, error: reads.NotFoundError) -> Response:
@@ -151,13 +216,13 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(WarehouseUnavailable)
     async def unavailable(_: Request, error: WarehouseUnavailable) -> Response:
-        return json_response({"detail": str(error)}, status_code=503, headers={"Retry-After": "5"})
+        return json_response({"detail": str(error)}, status_code=503, headers=retry)
 
     @app.exception_handler(asyncpg.exceptions.InsufficientPrivilegeError)
     async def refused(_: Request, error: asyncpg.PostgresError) -> Response:
         reason = " ".join(str(error).split())
         detail = f"the reader role may not read this ({reason}): grant it SELECT (config/warehouse_grants.sql)"
-        return json_response({"detail": detail}, status_code=503)
+        return json_response({"detail": detail}, status_code=503, headers=retry)
 
     @app.exception_handler(asyncpg.PostgresError)
     async def failed(request: Request, error: asyncpg.PostgresError) -> Response:

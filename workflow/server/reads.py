@@ -1,4 +1,5 @@
-"""What the API answers, as plain data read from the warehouse: recommendations, loads, health, charts, films."""
+"""What the API answers, as plain data read from the warehouse: recommendations, loads, health, freshness, runs,
+charts, films."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from typing import Any
 
 import asyncpg
 
+from workflow import registry
+from workflow.core.pipeline import Marker
+from workflow.freshness import Failure, assess, due_date
+from workflow.server.queries import on_marker
 from workflow.server.warehouse import Warehouse, WarehouseUnavailable
 
 # Columns of recommendation_loads the history shows; those the warehouse lacks yet are null.
@@ -21,6 +26,8 @@ LOAD_COLUMNS = {
     "loaded_at": "loaded_at",
     "partial": "partial",
 }
+# A load row's columns that count something other than its rows (the rows are its other n_* column).
+NOT_ROWS = ("n_invalid", "n_users")
 NO_FILM_PIPELINE = "no film pipeline loaded (store.film does not exist)"
 
 
@@ -77,57 +84,192 @@ def load_entry(row: dict[str, Any]) -> dict[str, Any]:
     return {name: row.get(column) for name, column in LOAD_COLUMNS.items()}
 
 
-async def health(warehouse: Warehouse) -> dict[str, Any]:
-    """Return that the warehouse answers, its newest load and that load's age in seconds."""
+async def health(warehouse: Warehouse, expected: dict[str, dt.time], now: dt.datetime) -> dict[str, Any]:
+    """Return that the warehouse answers, every pipeline's freshness, and the course recommendations' newest load."""
+    report = await freshness(warehouse, expected, now)
     try:
         newest_date, loaded_at, age_s, loads = (await warehouse.rows("newest_load"))[0]
     except asyncpg.exceptions.UndefinedTableError:
         newest_date, loaded_at, age_s, loads = None, None, None, 0
     return {
         "status": "ok",
-        "warehouse": warehouse.safe_url,
+        **report,
         "loads": loads,
-        "newest_date": newest_date and newest_date.isoformat(),
-        "newest_loaded_at": loaded_at and loaded_at.isoformat(),
+        "newest_date": newest_date,
+        "newest_loaded_at": loaded_at,
         "newest_load_age_s": age_s,
     }
 
 
-class Dashboard:
-    """The dashboard's chart data, computed with SQL aggregates once per warehouse state (a new load renews it)."""
+async def _newest_load(warehouse: Warehouse, marker: Marker) -> tuple[dt.date | None, dt.datetime | None]:
+    """Return the pipeline's newest whole-day load's date and its own load's time (None, None before any load)."""
+    try:
+        found = await warehouse.query(on_marker("marker_newest", marker))
+    except asyncpg.exceptions.UndefinedTableError:
+        return None, None
+    return (found[0][0], found[0][1]) if found else (None, None)
 
-    def __init__(self, warehouse: Warehouse, top: int = 15) -> None:
+
+async def freshness(warehouse: Warehouse, expected: dict[str, dt.time], now: dt.datetime) -> dict[str, Any]:
+    """Return every pipeline's freshness at `now`, as `python -m workflow freshness --json` prints it."""
+    pipelines = registry.pipelines()
+    newest = await asyncio.gather(*(_newest_load(warehouse, pipeline.marker) for pipeline in pipelines))
+    names = [pipeline.name for pipeline in pipelines]
+    try:
+        rows = await warehouse.rows("failed_runs", names, [date for date, _ in newest])
+    except asyncpg.exceptions.UndefinedTableError:  # no run history yet
+        rows = []
+    failures: dict[str, list[Failure]] = {name: [] for name in names}
+    for pipeline, date, task, error, finished_at in rows:
+        failures[pipeline].append(Failure(date, task, error, finished_at))
+    found = [
+        assess(name, newest_date=date, loaded_at=at, failures=failures[name], now=now, expected_by=expected[name])
+        for name, (date, at) in zip(names, newest, strict=True)
+    ]
+    return {"checked_at": now, "fresh": all(each.fresh for each in found), "pipelines": [f.as_dict() for f in found]}
+
+
+async def runs(warehouse: Warehouse, expected: dict[str, dt.time], days: int, now: dt.datetime) -> dict[str, Any]:
+    """Return every pipeline's last `days` dates up to yesterday (UTC), newest first, with their states and figures."""
+    last = now.astimezone(dt.timezone.utc).date() - dt.timedelta(days=1)
+    first = last - dt.timedelta(days=days - 1)
+    pipelines = registry.pipelines()
+    loads = await asyncio.gather(*(_loads_between(warehouse, pipeline.marker, first, last) for pipeline in pipelines))
+    try:
+        history = await warehouse.rows("task_runs", first, last)
+    except asyncpg.exceptions.UndefinedTableError:  # no run history yet
+        history = []
+    by_date: dict[tuple[str, dt.date, bool], list[asyncpg.Record]] = {}
+    for run in history:
+        by_date.setdefault((run["pipeline"], run["run_date"], run["partial"]), []).append(run)
+    report = []
+    for pipeline, loaded in zip(pipelines, loads, strict=True):
+        due = due_date(now, expected[pipeline.name])
+        dates = []
+        for offset in range(days):
+            date = last - dt.timedelta(days=offset)
+            whole, partial = by_date.get((pipeline.name, date, False), []), by_date.get((pipeline.name, date, True), [])
+            dates.append(date_runs(date, loaded.get(date), whole=whole, partial=partial, due=due,
+                                   expected_by=expected[pipeline.name]))  # fmt: skip
+        report.append({"pipeline": pipeline.name, "expected_by": f"{expected[pipeline.name]:%H:%M}", "due_date": due,
+                       "dates": dates})  # fmt: skip
+    return {"checked_at": now, "first": first, "last": last, "pipelines": report}
+
+
+async def _loads_between(
+    warehouse: Warehouse, marker: Marker, first: dt.date, last: dt.date
+) -> dict[dt.date, dict[str, Any]]:
+    """Return the pipeline's load rows of the dates from `first` to `last`, by date (none before its first load)."""
+    try:
+        return dict(await warehouse.query(on_marker("marker_loads", marker), first, last))
+    except asyncpg.exceptions.UndefinedTableError:
+        return {}
+
+
+def date_runs(
+    date: dt.date,
+    load: dict[str, Any] | None,
+    *,
+    whole: list[asyncpg.Record],
+    partial: list[asyncpg.Record],
+    due: dt.date,
+    expected_by: dt.time,
+) -> dict[str, Any]:
+    """Return a date's state and figures from its load row (if any) and the last run of each of its tasks.
+
+    Loaded: its whole day is loaded. Failed: not loaded whole, and the last whole-day run of one of its
+    tasks failed. Partial: a partial day is loaded. Late: the date due by now is not loaded. Missing: any
+    other date not loaded (a gap, or a date not due yet: `due_by` says).
+    """
+    failed = sorted((run for run in whole if run["status"] == "failed"), key=lambda run: run["finished_at"])
+    if load is not None and not load.get("partial"):
+        state = "loaded"
+    elif failed:
+        state = "failed"
+    elif load is not None:
+        state = "partial"
+    else:
+        state = "late" if date == due else "missing"
+    steps = partial if state == "partial" else whole
+    done = [run for run in steps if run["status"] == "done"]
+    set_aside: dict[str, int] = {}
+    for run in done:
+        for reason, count in (run["set_aside"] or {}).items():
+            if count:
+                set_aside[reason] = set_aside.get(reason, 0) + count
+    load = load or {}
+    load_run = next((run for run in steps if load.get("run_id") and str(run["run_id"]) == load["run_id"]), None)
+    engine_of = load_run or max(steps, key=lambda run: run["finished_at"], default=None)
+    shares = [run["invalid_share"] for run in done if run["invalid_share"] is not None]
+    rows = next((value for key, value in sorted(load.items()) if key.startswith("n_") and key not in NOT_ROWS), None)
+    return {
+        "date": date,
+        "state": state,
+        "due_by": dt.datetime.combine(date + dt.timedelta(days=1), expected_by, dt.timezone.utc),
+        "rows": rows,
+        "set_aside": set_aside,
+        "invalid_rows": load.get("n_invalid"),
+        "invalid_share": load.get("invalid_share", max(shares, default=None)),
+        "duration_s": load.get("duration_s", round(sum(run["duration_s"] for run in steps), 3) if steps else None),
+        "engine": engine_of["engine"] if engine_of else None,
+        "loaded_at": load.get("loaded_at"),
+        "runs": (whole or partial)[0]["runs"] if (whole or partial) else 0,
+        "failed_task": failed[-1]["task"] if state == "failed" else None,
+        "error": failed[-1]["error"] if state == "failed" else None,
+    }
+
+
+class Dashboard:
+    """The dashboard's chart data, computed with SQL aggregates once per date and warehouse state (a load renews it)."""
+
+    def __init__(self, warehouse: Warehouse, top: int = 15, kept: int = 16) -> None:
         self.warehouse = warehouse
         self.top = top
-        self._cached: tuple[tuple, dict[str, Any]] | None = None
+        self.kept = kept
+        self._cached: dict[dt.date | None, tuple[tuple, dict[str, Any]]] = {}
         self._lock = asyncio.Lock()
 
-    async def data(self) -> dict[str, Any]:
-        """Return loads over time, the rating distribution, recommendations per language and the top courses."""
+    async def data(self, date: dt.date | None = None) -> dict[str, Any]:
+        """Return every load and the results of the date (the current one by default): ratings, languages, courses."""
         try:
-            newest_date, loaded_at, _, loads = (await self.warehouse.rows("newest_load"))[0]
+            state = tuple((await self.warehouse.rows("loads_state"))[0])
+            if date is not None:
+                first, last, count, loaded = (await self.warehouse.rows("loaded_range", date))[0]
+                if not loaded:
+                    raise NotFoundError(
+                        f"{date} was never loaded: loaded dates range from {first} to {last} ({count} loaded)"
+                        if count else "no recommendations are loaded yet"
+                    )  # fmt: skip
         except asyncpg.exceptions.UndefinedTableError as error:
             raise not_loaded_yet(error) from None
+        day = date or state[0]
         async with self._lock:
-            state = (newest_date, loaded_at, loads)
-            if self._cached is not None and self._cached[0] == state:
-                return self._cached[1]
-            data = await self._compute()
-            self._cached = (state, data)
+            cached = self._cached.get(day)
+            if cached is not None and cached[0] == state:
+                return cached[1]
+            data = await self._compute(day)
+            self._cached.pop(day, None)
+            self._cached[day] = (state, data)
+            while len(self._cached) > self.kept:
+                self._cached.pop(next(iter(self._cached)))
             return data
 
-    async def _compute(self) -> dict[str, Any]:
+    async def _compute(self, day: dt.date | None) -> dict[str, Any]:
         rows = self.warehouse.rows
+        loads = [load_entry(row) for (row,) in await rows("load_series")]
+        if day is None:
+            return {"date": None, "loads": loads, "ratings": [], "languages": [], "top_courses": []}
         return {
-            "loads": [load_entry(row) for (row,) in await rows("load_series")],
-            "ratings": [{"rating": r, "recommendations": n} for r, n in await rows("rating_distribution")],
+            "date": day,
+            "loads": loads,
+            "ratings": [{"rating": r, "recommendations": n} for r, n in await rows("rating_distribution", day)],
             "languages": [
                 {"language": language, "recommendations": n, "users": users}
-                for language, n, users in await rows("languages")
+                for language, n, users in await rows("languages", day)
             ],
             "top_courses": [
                 {"course_id": course_id, "title": title, "language": language, "recommendations": n, "rating": r}
-                for course_id, title, language, n, r in await rows("top_courses", self.top)
+                for course_id, title, language, n, r in await rows("top_courses", day, self.top)
             ],
         }
 

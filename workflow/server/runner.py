@@ -24,7 +24,8 @@ MIN_WORKER_LIFETIME_S = 10.0
 def serve(host: str = "127.0.0.1", port: int = 8080, *, workers: int = 1, access_log: bool = False) -> None:
     """Serve the API and dashboard until interrupted; a database that cannot be chosen fails here, in one line."""
     configure_logging()
-    settings.pool_size()  # both fail before anything listens; each process then opens its own pool
+    settings.pool_size()  # these fail before anything listens; each process then opens its own pool
+    settings.expected_by()
     settings.database()
     config = uvicorn.Config(
         APP, factory=True, host=host, port=port, access_log=access_log, log_level="info", proxy_headers=False
@@ -36,13 +37,14 @@ def serve(host: str = "127.0.0.1", port: int = 8080, *, workers: int = 1, access
 
 
 def configure_logging() -> None:
-    """Show the server's own messages (uvicorn configures only its loggers), once."""
-    if logging.getLogger("workflow").handlers or log.handlers:
+    """Show the server's own messages once each (uvicorn configures only its loggers), whoever configured the root."""
+    if log.handlers:
         return
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+    log.propagate = False  # `python -m workflow serve` gives the root a handler too: it would print them twice
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

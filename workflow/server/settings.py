@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import os
 import secrets
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import psycopg2
 
-from workflow import registry
+from workflow import freshness, registry
 from workflow.devdb import EmbeddedServer  # this package's one import of the embedded server
 from workflow.errors import ConfigurationError, EmbeddedServerError
 from workflow.io import urls
@@ -21,6 +22,8 @@ from workflow.server.queries import sql
 
 READER_ROLE = "recommendations_reader"
 PASSWORD_FILE = "reader.password"
+# The run history the task kit keeps (workflow/core/sql/run_history_schema.sql): the reader may SELECT it too.
+RUN_HISTORY = "workflow.task_runs"
 # Connections per server process: a few keep two cores busy; more only add PostgreSQL backends.
 DEFAULT_POOL_SIZE = 4
 
@@ -46,6 +49,14 @@ def pool_size() -> int:
     if not text.isdigit() or int(text) < 1:
         raise SettingsError(f"SERVER_POOL_SIZE must be a whole number of connections, 1 or more, not {text!r}")
     return int(text)
+
+
+def expected_by() -> dict[str, dt.time]:
+    """Return each pipeline's UTC time of day by which yesterday's load is due (luigi.cfg's [freshness])."""
+    try:
+        return freshness.expected_by([pipeline.name for pipeline in registry.pipelines()])
+    except ConfigurationError as error:
+        raise SettingsError(str(error)) from None
 
 
 def embedded_server() -> EmbeddedServer:
@@ -105,9 +116,14 @@ def reader_password(path: Path) -> str:
     return password
 
 
+def reader_relations() -> list[str]:
+    """Return what the reader may SELECT: the relations the registry's pipelines own, and the run history."""
+    return [*(relation for pipeline in registry.pipelines() for relation in pipeline.owns), RUN_HISTORY]
+
+
 def grant_reader(superuser_url: str) -> None:
-    """Grant the reader SELECT on exactly the warehouse relations the registry's pipelines own, those that exist now."""
-    relations = [relation for pipeline in registry.pipelines() for relation in pipeline.owns]
+    """Grant the reader SELECT on the relations it reads (`reader_relations`) that exist now, USAGE on their schemas."""
+    relations = reader_relations()
     _run_as_superuser(superuser_url, "reader_grants", {"relations": relations})
 
 

@@ -27,7 +27,8 @@ CONNECTION_ERRORS = (
 
 
 class WarehouseUnavailable(RuntimeError):  # noqa: N818  (a state, not a bug)
-    """The warehouse cannot answer now (down, restarting, busy, or not loaded yet); the reason is safe to show."""
+    """The warehouse cannot answer now (down, restarting, busy, or not loaded yet); the reason names no host, port or
+    role (the server's log does), so it is safe to show."""
 
 
 class Warehouse:
@@ -83,27 +84,35 @@ class Warehouse:
 
     async def rows(self, name: str, *args: Any) -> list[asyncpg.Record]:
         """Return all rows of the query in `sql/<name>.sql` run with the arguments as $1, $2, ..."""
+        return await self.query(sql(name), *args)
+
+    async def query(self, text: str, *args: Any) -> list[asyncpg.Record]:
+        """Return all rows of the query text (one of `sql/`'s) run with the arguments as $1, $2, ..."""
         try:
-            return await self._rows(name, args)
+            return await self._rows(text, args)
         except asyncpg.exceptions.InsufficientPrivilegeError:
             if self._regrant is None:
                 raise
             log.info("the reader was refused (a load recreated a table?); renewing its grants")
             await asyncio.to_thread(self._regrant)
-            return await self._rows(name, args)
+            return await self._rows(text, args)
 
-    async def _rows(self, name: str, args: tuple) -> list[asyncpg.Record]:
+    async def _rows(self, text: str, args: tuple) -> list[asyncpg.Record]:
         for attempt in (1, 2):
             try:
                 async with self.connection() as connection:
-                    return await connection.fetch(sql(name), *args)
+                    return await connection.fetch(text, *args)
             except asyncpg.exceptions.QueryCanceledError as error:
-                raise WarehouseUnavailable(f"a warehouse query took too long: {self._reason(error)}") from None
+                log.warning("a warehouse query took too long: %s", self._reason(error))
+                raise WarehouseUnavailable("a warehouse query took too long; try again") from None
             except CONNECTION_ERRORS as error:
                 if attempt == 1 and not isinstance(error, (OSError, asyncio.TimeoutError)):
                     log.info("a pooled warehouse connection was lost (%s); reconnecting", self._reason(error))
                     continue  # a restarted server: its old connections are gone, a new one may work
-                raise WarehouseUnavailable(f"cannot connect to {self.safe_url}: {self._reason(error)}") from None
+                log.warning("cannot connect to %s: %s", self.safe_url, self._reason(error))
+                raise WarehouseUnavailable(
+                    "cannot connect to the warehouse (it is down or restarting); the server's log says more"
+                ) from None
         raise AssertionError("unreachable")
 
     @asynccontextmanager
@@ -118,7 +127,7 @@ class Warehouse:
                 await self._turns.acquire()
         except asyncio.TimeoutError:
             raise WarehouseUnavailable(
-                f"all {self._size} warehouse connections stayed busy for {self._wait_s:g} s"
+                f"all {self._size} warehouse connections stayed busy for {self._wait_s:g} s; try again"
             ) from None
         try:
             connection = await self._pool.acquire(timeout=self._connect_timeout_s + 1)

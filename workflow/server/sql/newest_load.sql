@@ -1,3 +1,9 @@
--- The newest loaded date, the newest load's time, its age in seconds and the number of loads.
-SELECT max(recommendation_date), max(loaded_at), extract(epoch FROM now() - max(loaded_at))::float8, count(*)
-FROM recommendation_loads
+-- The course recommendations' newest whole-day load: its date, its own load's time (not another row's) and age in
+-- seconds, and the number of loads.
+SELECT newest.recommendation_date, newest.loaded_at, extract(epoch FROM now() - newest.loaded_at)::float8,
+       (SELECT count(*) FROM recommendation_loads)
+FROM (SELECT NULL) AS one
+LEFT JOIN LATERAL (
+    SELECT recommendation_date, loaded_at FROM recommendation_loads
+    WHERE NOT partial ORDER BY recommendation_date DESC LIMIT 1
+) AS newest ON true

@@ -1,5 +1,5 @@
--- SELECT on exactly the relations the pipelines own (the relations parameter:
--- schema.name each, from workflow.registry), those that
+-- SELECT on exactly the relations the server reads (the relations parameter: schema.name each, those the
+-- pipelines of workflow.registry own and the run history workflow.task_runs), those that
 -- exist now (a load that recreates a table drops its grants: the server runs this again when the reader is
 -- refused), and USAGE on their schemas. Run as the superuser.
 DO $$

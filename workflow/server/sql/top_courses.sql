@@ -1,8 +1,9 @@
--- The most recommended courses today, with how often and at which predicted rating ($1: how many).
+-- The most recommended courses of the date $1, with how often and at which predicted rating ($2: how many).
 SELECT courses.course_id, courses.title, courses.programming_language,
-       count(*) AS recommendations, max(recommendations.rating) AS rating
-FROM recommendations
-INNER JOIN courses ON courses.course_id = recommendations.course_id
+       count(*) AS recommendations, max(daily.rating) AS rating
+FROM daily_recommendations AS daily
+INNER JOIN courses ON courses.course_id = daily.course_id
+WHERE daily.recommendation_date = $1::date
 GROUP BY courses.course_id
 ORDER BY 4 DESC, 1
-LIMIT $1
+LIMIT $2
