@@ -185,7 +185,7 @@ def as_date(text: str) -> dt.date | None:
 def run_history_dates(url: str, before: dt.date) -> set[dt.date]:
     """Return the dates of the warehouse's run history (workflow.task_runs) older than `before`."""
     with connect(url) as connection:
-        if not sa.inspect(connection).has_table("task_runs", schema="workflow"):
+        if not history.exists(connection):
             return set()
         return set(connection.execute(sa.text(read_sql(history.SQL, "task_run_dates_before")), {"before": before})
                    .scalars())  # fmt: skip
@@ -194,7 +194,7 @@ def run_history_dates(url: str, before: dt.date) -> set[dt.date]:
 def remove_runs(url: str, date: dt.date, *, dry_run: bool) -> int:
     """Return the date's task runs in the run history, removed unless this is a dry run."""
     with connect(url) as connection:
-        if not sa.inspect(connection).has_table("task_runs", schema="workflow"):
+        if not history.exists(connection):
             return 0
         if dry_run:
             return connection.execute(sa.text(read_sql(history.SQL, "task_runs_count")), {"run_date": date}).scalar()

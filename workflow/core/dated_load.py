@@ -90,7 +90,7 @@ def loaded_dates(url: str, marker: Marker, dates: list[dt.date], *, include_part
         date = table.c[marker.date_column]
         query = sa.select(date).where(date.in_(sa.bindparam("dates", list(dates), expanding=True)))
         # A marker table made before partial days existed has no such column: all its loads are whole days.
-        columns = {column["name"] for column in sa.inspect(connection).get_columns(marker.table, schema=marker.schema)}
+        columns = marker.columns(connection)
         if not include_partial and "partial" in columns:
             query = query.where(sa.not_(table.c.partial))
         return set(connection.execute(query).scalars())
@@ -111,7 +111,7 @@ def newest_load(url: str, marker: Marker) -> tuple[dt.date, dt.datetime | None] 
     with connect(url) as connection:
         if not marker.exists(connection):
             return None
-        columns = {column["name"] for column in sa.inspect(connection).get_columns(marker.table, schema=marker.schema)}
+        columns = marker.columns(connection)
         table = sa.table(marker.table, sa.column(marker.date_column), sa.column("partial"), sa.column("loaded_at"),
                          schema=marker.schema)  # fmt: skip
         date = table.c[marker.date_column]

@@ -79,9 +79,14 @@ def _keep(run: dict[str, Any]) -> None:
     files.write_text(folder / f"{run['run_id']}.json", json.dumps(run, default=str) + "\n")
 
 
+def exists(connection: sa.Connection) -> bool:
+    """Return whether the warehouse behind the connection holds the history table (made by the first recorded run)."""
+    return connection.exec_driver_sql("SELECT to_regclass('workflow.task_runs')").scalar() is not None
+
+
 def prepare(connection: sa.Connection) -> None:
     """Make the history table if it is missing (concurrent makers wait in turn)."""
-    if connection.exec_driver_sql("SELECT to_regclass('workflow.task_runs')").scalar() is None:
+    if not exists(connection):
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('workflow.task_runs'))"))
         connection.exec_driver_sql(read_sql(SQL, "run_history_schema"))
 
@@ -109,7 +114,7 @@ def row(run: dict[str, Any], from_file: bool = False) -> dict[str, Any]:
 def failures(url: str, pipeline: str, after: dt.date | None) -> list[Failure]:
     """Return the pipeline's failed whole-day task runs of dates after `after` (every date when None)."""
     with connect(url) as connection:
-        if connection.exec_driver_sql("SELECT to_regclass('workflow.task_runs')").scalar() is None:
+        if not exists(connection):
             return []
         rows = connection.execute(sa.text(read_sql(SQL, "failed_runs_after")), {"pipeline": pipeline, "after": after})
         return [Failure(date, task, error, finished_at) for date, task, error, finished_at in rows]
@@ -118,7 +123,7 @@ def failures(url: str, pipeline: str, after: dt.date | None) -> list[Failure]:
 def runs_of(url: str, date: dt.date) -> list[dict[str, Any]] | None:
     """Return every recorded task run of the date (all pipelines), oldest first; None when there is no history yet."""
     with connect(url) as connection:
-        if not sa.inspect(connection).has_table("task_runs", schema="workflow"):
+        if not exists(connection):
             return None
         rows = connection.execute(sa.text(read_sql(SQL, "task_runs_of_date")), {"run_date": date}).mappings()
         return [dict(found) for found in rows]

@@ -34,6 +34,10 @@ class Marker:
         """Return whether the database behind the connection holds the marker table (made by the first load)."""
         return sa.inspect(connection).has_table(self.table, schema=self.schema)
 
+    def columns(self, connection: sa.Connection) -> set[str]:
+        """Return the names of the marker table's columns (an older table may lack `partial` or `loaded_at`)."""
+        return {column["name"] for column in sa.inspect(connection).get_columns(self.table, schema=self.schema)}
+
     def clause(self) -> sa.TableClause:
         """Return the table for queries, its names quoted by SQLAlchemy."""
         return sa.table(self.table, sa.column(self.date_column), sa.column("partial"), schema=self.schema)
