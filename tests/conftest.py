@@ -126,6 +126,8 @@ def headless_chromium(width: int, height: int, *, browser_log: bool = False) -> 
     options.binary_location = shutil.which("chromium")
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     # Every host name but the test servers' fails to resolve: no request can leave the machine.
+                     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
                      f"--window-size={width},{height}"):  # fmt: skip
         options.add_argument(argument)
     if browser_log:

@@ -7,7 +7,7 @@ import json
 
 from workflow.core import history
 from workflow.core.dated_load import LoadFigures, figures_of
-from workflow.io.urls import mask_passwords
+from workflow.io.urls import hide_locations, mask_passwords
 
 RECORD = {
     "task": "ValidRatings", "date": "2026-11-10", "status": "done", "started_at": "2026-12-04T18:10:16.100+00:00",
@@ -47,3 +47,13 @@ def test_passwords_in_error_messages_are_masked() -> None:
     assert mask_passwords("http://collector:8080/api and postgresql+psycopg2://u@h/d") == (
         "http://collector:8080/api and postgresql+psycopg2://u@h/d"
     )
+
+
+def test_where_a_database_is_is_hidden_from_what_the_server_shows() -> None:
+    assert hide_locations("table 'rating' does not exist in postgresql+psycopg2://etl:***@db.internal:5432/app") == (
+        "table 'rating' does not exist in postgresql+psycopg2://***/app"
+    )
+    assert hide_locations("'postgres://u@h' and http://collector:8080/api/v1 (refused)") == (
+        "'postgres://***' and http://***/api/v1 (refused)"
+    )
+    assert hide_locations("no URL: a/b 10:30") == "no URL: a/b 10:30"

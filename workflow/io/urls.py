@@ -61,3 +61,12 @@ _CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*):[^@\s]*@")
 def mask_passwords(text: str) -> str:
     """Return the text with the password of every URL in it masked (`postgresql://user:***@host/db`)."""
     return _CREDENTIALS.sub(r"\1:***@", text)
+
+
+# The user, password, host and port of every URL inside a text: what a browser is not shown.
+_LOCATION = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s'\"]*")
+
+
+def hide_locations(text: str) -> str:
+    """Return the text with every URL's user, password, host and port replaced by *** (`postgresql://***/db`)."""
+    return _LOCATION.sub(r"\1***", text)

@@ -48,6 +48,11 @@ LoadedDate = Annotated[models.Day | None, QueryParameter(description="a loaded d
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="loads per page")]
 Offset = Annotated[int, QueryParameter(ge=0, le=models.INT64_MAX, description="loads skipped (a 64-bit integer)")]
 Days = Annotated[int, QueryParameter(ge=1, le=366, description="how many dates, up to yesterday (UTC)")]
+# Text PostgreSQL can hold: no NUL character.
+TitlePart = Annotated[
+    str, QueryParameter(min_length=1, max_length=200, pattern=r"^[^\x00]*$", description="part of a film's title")
+]
+Matches = Annotated[int, QueryParameter(ge=1, le=100, description="films at most")]
 
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before asking again", "schema": {"type": "integer"}}}
 UNAVAILABLE = {"model": models.Problem, "description": "the warehouse cannot answer now", "headers": RETRY_AFTER}
@@ -145,6 +150,11 @@ def create_app(database: settings.Database | None = None) -> FastAPI:
     async def loads(limit: Limit = 50, offset: Offset = 0) -> Response:
         """Return the load history of the course recommendations, newest first, a page at a time."""
         return json_response(await reads.load_history(warehouse, limit, offset))
+
+    @app.get("/api/films", response_model=list[models.FilmTitle], responses={404: NOT_FOUND})
+    async def films(title: TitlePart, limit: Matches = 20) -> Response:
+        """Return the current films whose title holds the text (case aside), by title."""
+        return json_response(await reads.film_search(warehouse, title, limit))
 
     @app.get("/api/films/{film_id}", response_model=models.Film, responses={404: NOT_FOUND})
     async def film(film_id: FilmId) -> Response:

@@ -12,6 +12,7 @@ import asyncpg
 from workflow import registry
 from workflow.core.pipeline import Marker
 from workflow.freshness import Failure, assess, due_date
+from workflow.io import urls
 from workflow.server.queries import on_marker
 from workflow.server.warehouse import Warehouse, WarehouseUnavailable
 
@@ -121,7 +122,7 @@ async def freshness(warehouse: Warehouse, expected: dict[str, dt.time], now: dt.
         rows = []
     failures: dict[str, list[Failure]] = {name: [] for name in names}
     for pipeline, date, task, error, finished_at in rows:
-        failures[pipeline].append(Failure(date, task, error, finished_at))
+        failures[pipeline].append(Failure(date, task, error and urls.hide_locations(error), finished_at))
     found = [
         assess(name, newest_date=date, loaded_at=at, failures=failures[name], now=now, expected_by=expected[name])
         for name, (date, at) in zip(names, newest, strict=True)
@@ -215,7 +216,8 @@ def date_runs(
         "loaded_at": load.get("loaded_at"),
         "runs": (whole or partial)[0]["runs"] if (whole or partial) else 0,
         "failed_task": failed[-1]["task"] if state == "failed" else None,
-        "error": failed[-1]["error"] if state == "failed" else None,
+        # The error as the history holds it, but for where the databases are: the page shows no connection details.
+        "error": urls.hide_locations(failed[-1]["error"]) if state == "failed" else None,
     }
 
 
@@ -286,3 +288,16 @@ async def film(warehouse: Warehouse, film_id: int) -> dict[str, Any]:
     titles = {row["film_id"]: row["title"] for row in await warehouse.rows("film_titles", ids)} if ids else {}
     row["recommended_films"] = [{"film_id": i, "title": titles[i]} for i in ids if i in titles]
     return row
+
+
+def like_pattern(text: str) -> str:
+    """Return the text with LIKE's wildcards and escape character escaped, so it matches only itself."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def film_search(warehouse: Warehouse, text: str, limit: int) -> list[dict[str, Any]]:
+    """Return the current films whose title holds the text (case aside), by title, as ids and titles."""
+    if not (await warehouse.rows("film_table"))[0][0]:
+        raise NotFoundError(NO_FILM_PIPELINE)
+    rows = await warehouse.rows("film_search", like_pattern(text), limit)
+    return [{"film_id": film_id, "title": title} for film_id, title in rows]
