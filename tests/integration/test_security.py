@@ -17,9 +17,12 @@ from test_workflow import COURSES, EXPECTED, RATINGS, daily_rows
 import workflow
 from workflow import devdb
 from workflow.core import dated_load
+from workflow.databases import url_of
 from workflow.errors import DatabaseUnavailableError, SourceDataError
 from workflow.io import extract
+from workflow.pipelines import films
 from workflow.pipelines.courses import PIPELINE, demo, rules, schemas, warehouse
+from workflow.pipelines.films import demo as film_demo
 
 LOADER_PASSWORD = "Lo4der-s3cret-7f3a"
 READER_PASSWORD = "Re4der-s3cret-91bc"
@@ -47,6 +50,8 @@ def roles(databases: Databases) -> dict[str, str]:
     if os.environ.get("SOURCE_DATABASE_URL"):
         pytest.skip("creates roles on the embedded server only")
     demo.replace_source_tables(databases.source, COURSES, RATINGS.astype("Int64"))  # the grants name its tables
+    # A new warehouse: the grants make the film pipeline's and the run history's schemas for the loader.
+    databases.query(databases.warehouse, "DROP SCHEMA IF EXISTS store CASCADE; DROP SCHEMA IF EXISTS workflow CASCADE")
     psql(databases.warehouse, str(REPO / "config" / "warehouse_grants.sql"),
          loader_password=LOADER_PASSWORD, reader_password=READER_PASSWORD)  # fmt: skip
     psql(databases.source, str(REPO / "config" / "source_grants.sql"), reader_password=EXTRACTOR_PASSWORD)
@@ -62,15 +67,24 @@ def test_the_workflow_runs_with_least_privilege_roles_and_no_password_leaks_anyw
 ) -> None:
     demo.replace_source_tables(clean.source, COURSES, RATINGS.astype("Int64"))
     clean.query(clean.source, "GRANT SELECT ON courses, rating TO recommendations_extractor")  # tables were recreated
+    film_demo.replace_film_tables(url_of(films.PIPELINE.source), 500, until=dt.date(2026, 11, 24), seed=3)
     environment = {**os.environ, "SOURCE_DATABASE_URL": roles["source"], "DWH_DATABASE_URL": roles["loader"]}
     luigi_bin = os.path.join(os.path.dirname(sys.executable), "luigi")
     result = subprocess.run(
-        [luigi_bin, "--module", "workflow", "RecommendationsTask", "--date", "2026-11-24", "--local-scheduler"],
+        [luigi_bin, "--module", "workflow", "DailyPipelines", "--date", "2026-11-24", "--local-scheduler"],
         cwd=REPO, env=environment, capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert daily_rows(clean) == EXPECTED
     assert "recommendations_loader:***@" in result.stderr  # the log names the warehouse, password hidden
+    # Both pipelines loaded and every task run went into the run history (none left waiting in a file); the
+    # reader reads them all.
+    recorded = "SELECT pipeline, count(*) FROM workflow.task_runs WHERE status = 'done' GROUP BY 1 ORDER BY 1"
+    runs = clean.query(roles["reader"], recorded)
+    assert [pipeline for pipeline, _ in runs] == ["courses", "films"] and all(n >= 4 for _, n in runs), runs
+    assert not list((clean.output / "history-pending").glob("*.json"))
+    [(films_loaded,)] = clean.query(roles["reader"], "SELECT count(*) FROM store.film")
+    assert films_loaded == clean.query(clean.warehouse, "SELECT n_films FROM store.film_loads")[0][0] > 0
 
     # A failure's message must not show it either.
     clean.query(clean.source, "DROP TABLE rating")

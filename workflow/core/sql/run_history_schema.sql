@@ -1,5 +1,12 @@
 -- The run history: one row per task run of every pipeline, successes and failures alike.
-CREATE SCHEMA IF NOT EXISTS workflow;
+-- Made only when missing: CREATE SCHEMA IF NOT EXISTS asks for CREATE on the database even when the schema exists,
+-- and the loader of config/warehouse_grants.sql has the schema made for it instead.
+DO $$
+BEGIN
+    IF to_regnamespace('workflow') IS NULL THEN
+        CREATE SCHEMA workflow;
+    END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS workflow.task_runs (
     run_id        uuid             PRIMARY KEY,

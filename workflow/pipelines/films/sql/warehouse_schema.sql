@@ -1,6 +1,13 @@
 -- The warehouse's films: every loaded date's rows in store.film_daily, one marker per date in
 -- store.film_loads, and the view store.film holding the newest loaded date's rows.
-CREATE SCHEMA IF NOT EXISTS store;
+-- Made only when missing: CREATE SCHEMA IF NOT EXISTS asks for CREATE on the database even when the schema exists,
+-- and the loader of config/warehouse_grants.sql has the schema made for it instead.
+DO $$
+BEGIN
+    IF to_regnamespace('store') IS NULL THEN
+        CREATE SCHEMA store;
+    END IF;
+END $$;
 
 CREATE TABLE IF NOT EXISTS store.film_daily (
     load_date            date             NOT NULL,
