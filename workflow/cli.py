@@ -63,6 +63,12 @@ def invalidate(args: argparse.Namespace) -> None:
             f"{pipeline.name} {'load marker' if dated_load.forget_load(url, pipeline.marker, date) else 'no load'}"
             for pipeline in registry.pipelines()
         ]
+        forgotten += [
+            f"{pipeline.name} {task.load_marker().table}"
+            for pipeline in registry.pipelines()
+            for task in pipeline.daily_tasks()[1:]
+            if dated_load.forget_load(url, task.load_marker(), date)
+        ]
         print(f"{date}: removed {'targets' if had_targets else 'no targets'}, {', '.join(forgotten)}")
 
 

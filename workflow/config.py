@@ -17,6 +17,25 @@ class rules(luigi.Config):  # noqa: N801  (luigi maps the class name to the [rul
     )
 
 
+class recommender(luigi.Config):  # noqa: N801
+    """How the course recommendations are made ([recommender] in luigi.cfg), and the factorization's settings."""
+
+    method = luigi.ChoiceParameter(
+        default="language_rule", choices=["language_rule", "als"], var_type=str,
+        description="language_rule (the case study's rule) or als (matrix factorization by alternating least "
+        "squares); --method on RecommendationsTask comes first",
+    )  # fmt: skip
+    rank = luigi.IntParameter(default=10, description="factors per user and course")
+    regularization = luigi.FloatParameter(
+        default=0.1, description="weight of the factors' size, times each user's or course's number of ratings"
+    )
+    iterations = luigi.IntParameter(default=10, description="sweeps over users, then courses")
+    seed = luigi.IntParameter(default=42, description="the factors' starting values, and the hold-out without stamps")
+    relevant = luigi.FloatParameter(
+        default=4.0, description="a held-out rating this high counts as one a recommendation should find"
+    )
+
+
 class source(luigi.Config):  # noqa: N801
     """How the source database is read ([source] in luigi.cfg)."""
 

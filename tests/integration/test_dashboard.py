@@ -341,3 +341,28 @@ def test_the_films_search_finds_titles_by_any_part_and_escapes_like_wildcards(op
         assert operations.get(f"/api/films?title={wildcard}")[:2] == (200, [])
     status, problem, _ = operations.get("/api/films?title=%00")
     assert status == 422 and problem["detail"][0]["loc"] == ["query", "title"]
+
+
+def test_the_quality_chart_draws_both_methods_figures_of_every_evaluated_date(
+    operations: Server, browser: object
+) -> None:
+    databases = operations.databases
+    rows = databases.warehouse_rows(
+        "SELECT recommendation_date, method, partial, hit_rate, ndcg, rmse FROM recommendation_quality "
+        "ORDER BY recommendation_date, method"
+    )
+    assert {(date, partial) for date, _, partial, *_ in rows} == {(d, False) for d in BACKFILL} | {(PARTIAL, True)}
+    status, report, _ = operations.get("/api/quality?days=90")
+    assert status == 200
+    assert [(f["date"], f["method"], f["hit_rate"], f["ndcg"], f["rmse"]) for f in report["figures"]] == [
+        (f"{date}", method, hit, ndcg, rmse) for date, method, _, hit, ndcg, rmse in rows
+    ]
+    assert len(operations.get("/api/quality?days=2")[1]["figures"]) == 4  # the newest two dates, both methods
+
+    driver = browser
+    open_dashboard(driver, operations.base)
+    drawn = driver.execute_script("return document.getElementById('chart-quality').data.map((t) => [t.name, t.x, t.y])")
+    for method, name in (("language_rule", "case study's rule"), ("als", "factorization (ALS)")):
+        mine = [row for row in rows if row[1] == method]
+        assert [f"{row[0]}" for row in mine] == next(x for n, x, _ in drawn if n == f"hit rate, {name}")
+        assert [row[5] for row in mine] == next(y for n, _, y in drawn if n == f"RMSE, {name}")

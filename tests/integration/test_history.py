@@ -28,6 +28,8 @@ COURSE_TASKS = {
     "ExtractedCourses", "ExtractedRatings", "CleanedCourses", "ValidRatings", "AverageCourseRatings",
     "CoursesToRecommend", "TopRecommendations", "RecommendationsTask",
 }  # fmt: skip
+# What DailyPipelines runs of the courses beside them: the offline evaluation of both methods, and its load.
+EVALUATION_TASKS = {"RecommendationQuality", "RecommendationQualityTask"}
 
 
 def runs_of(databases: Databases, date: dt.date = DAY) -> list[dict]:
@@ -182,11 +184,11 @@ def test_every_pipelines_tasks_are_recorded_and_each_load_row_holds_its_dates_fi
     runs = runs_of(small_source)
     by_pipeline = {name: {run["task"] for run in runs if run["pipeline"] == name} for name in ("courses", "films")}
     assert by_pipeline == {
-        "courses": COURSE_TASKS,
+        "courses": COURSE_TASKS | EVALUATION_TASKS,
         "films": {"ExtractedFilms", "ExtractedRentals", "ExtractedInventory", "ExtractedFilmRatings",
                   "FilmRentalRates", "FilmRatings", "FilmRecommendations", "FilmsTask"},
     }  # fmt: skip
-    assert len(runs) == 16 and {run["status"] for run in runs} == {"done"}
+    assert len(runs) == 18 and {run["status"] for run in runs} == {"done"}
     film_runs = [run for run in runs if run["pipeline"] == "films"]
     [(n_films, n_invalid, share, seconds, run_id)] = small_source.warehouse_rows(
         "SELECT n_films, n_invalid, invalid_share, duration_s, run_id::text FROM store.film_loads"

@@ -44,6 +44,8 @@ COURSE_JOBS = {
     for name in ("ExtractedCourses", "ExtractedRatings", "CleanedCourses", "ValidRatings", "AverageCourseRatings",
                  "CoursesToRecommend", "TopRecommendations", "RecommendationsTask")
 }  # fmt: skip
+# What DailyPipelines runs of the courses beside them: the offline evaluation of both methods, and its load.
+EVALUATION_JOBS = {"courses.RecommendationQuality", "courses.RecommendationQualityTask"}
 FILM_JOBS = {
     "films." + name
     for name in ("ExtractedFilms", "ExtractedRentals", "ExtractedInventory", "ExtractedFilmRatings", "FilmRentalRates",
@@ -138,11 +140,11 @@ def test_both_pipelines_emit_a_valid_start_and_complete_per_task_run_with_exact_
     found = read_events()
     for event in found:
         validate(event)
-    assert_paired(found, COURSE_JOBS | FILM_JOBS)
+    assert_paired(found, COURSE_JOBS | EVALUATION_JOBS | FILM_JOBS)
     assert PASSWORD not in text and "lineage_pw:***@" not in text  # no URL with its credentials at all
 
     # Parents: the date's run of each pipeline, the same in every task (forked processes included).
-    for pipeline, jobs in (("courses", COURSE_JOBS), ("films", FILM_JOBS)):
+    for pipeline, jobs in (("courses", COURSE_JOBS | EVALUATION_JOBS), ("films", FILM_JOBS)):
         expected = events.pipeline_run_id("course-recommendations", pipeline, DAY)
         parents = {(e["run"]["facets"]["parent"]["run"]["runId"], e["run"]["facets"]["parent"]["job"]["name"])
                    for e in found if e["job"]["name"] in jobs}  # fmt: skip
@@ -186,6 +188,11 @@ def check_loads(completed: dict[str, dict], databases: Databases) -> None:
     assert load["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == n_recommendations == N_RECOMMENDATIONS
     columns = [f["name"] for f in load["outputs"][0]["facets"]["schema"]["fields"]]
     assert columns == ["recommendation_date", "user_id", "course_id", "rating", "rank"]
+    evaluation = completed["courses.RecommendationQualityTask"]  # both methods' quality figures: a row each
+    assert [(o["namespace"], o["name"]) for o in evaluation["outputs"]] == [
+        (namespace, f"{warehouse.database}.public.recommendation_quality")
+    ]
+    assert evaluation["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == 2
     film_load = completed["films.FilmsTask"]
     assert film_load["outputs"][0]["name"] == f"{warehouse.database}.store.film_daily"
     assert film_load["outputs"][0]["outputFacets"]["outputStatistics"]["rowCount"] == n_films == 1000

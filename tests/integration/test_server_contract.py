@@ -198,7 +198,7 @@ def test_schemathesis_with_all_its_checks_finds_nothing(server: Server) -> None:
         ]  # fmt: skip
         result = subprocess.run(command, cwd=report, capture_output=True, text=True, timeout=600, check=False)
         assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
-        assert "8 selected / 8 total" in result.stdout and "Tested: 8" in result.stdout, result.stdout[-3000:]
+        assert "9 selected / 9 total" in result.stdout and "Tested: 9" in result.stdout, result.stdout[-3000:]
         assert re.search(r"\d+ generated, \d+ passed\n", result.stdout), result.stdout[-3000:]
     assert warehouse_state(server.databases) == before
 

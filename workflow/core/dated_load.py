@@ -179,8 +179,18 @@ class DatedLoadTask(RecordedTask):
     # for nothing (nothing upstream is worth computing) and run() fails with the reason.
     unreachable: WorkflowError | None = None
 
+    @classmethod
+    def load_marker(cls) -> Marker:
+        """Return the marker table of this load: the pipeline's, unless the load is another of its dated loads."""
+        return cls.pipeline.marker
+
+    @classmethod
+    def writes(cls) -> tuple[str, ...]:
+        """Return the warehouse tables this load writes (schema.name), its rows' table first."""
+        return cls.pipeline.loads_into
+
     def output(self) -> DatedLoad:
-        return DatedLoad(self.pipeline.marker, self.date, self.partial_day)
+        return DatedLoad(self.load_marker(), self.date, self.partial_day)
 
     def complete(self) -> bool:
         """Return whether the date is loaded; an unreachable warehouse, or an engine that cannot start, makes the
@@ -200,17 +210,28 @@ class DatedLoadTask(RecordedTask):
         dates = list(parameter_tuples)
         task_class = getattr(cls, "func", cls)  # RangeDaily passes a functools.partial of the class
         try:
-            loaded = loaded_dates(databases.warehouse_url(), task_class.pipeline.marker, dates)
+            loaded = loaded_dates(databases.warehouse_url(), task_class.load_marker(), dates)
         except DatabaseUnavailableError:
             return []  # each date's own check then fails its task with the reason
         return [date for date in dates if date in loaded]
 
     def figures(self) -> LoadFigures:
         """Return the date's figures for its load row, from the run records of the pipeline's steps of the date."""
-        steps = {task.__name__ for task in self.pipeline.tasks()} - {type(self).__name__}
+        steps = self.upstream()
         records = [json.loads(path.read_text()) for path in (self.folder / "runs").glob("*.json")]
         done = [record for record in records if record.get("task") in steps and record.get("status") == "done"]
         return figures_of(done, load_seconds=time.monotonic() - self.started, run_id=self.run_id)
+
+    def upstream(self) -> set[str]:
+        """Return the names of the tasks this load needs, directly or not (the steps whose figures it records)."""
+        names, seen, waiting = set(), set(), luigi.task.flatten(self.requires())
+        while waiting:
+            task = waiting.pop()
+            if task.task_id not in seen:
+                seen.add(task.task_id)
+                names.add(type(task).__name__)
+                waiting.extend(luigi.task.flatten(task.requires()))
+        return names
 
     def raise_if_unreachable(self) -> None:
         """Raise the completeness check's connection failure, if it had one."""

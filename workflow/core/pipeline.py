@@ -73,10 +73,17 @@ class Pipeline:
     # Retention: removes a date's rows and marker from the warehouse, given the warehouse URL, the date and whether it
     # is a dry run (count only); returns the rows, or None when the date is not loaded or is the newest loaded.
     remove_date: Callable[[str, dt.date, bool], int | None] | None = field(default=None, compare=False)
+    # Dated loads DailyPipelines runs for a date beside the pipeline's load, each with a marker of its own (an offline
+    # evaluation of the date, say): a function returning their task classes.
+    also_daily: Callable[[], Sequence[type]] | None = field(default=None, compare=False)
 
     def load_task(self) -> type:
         """Return the task that loads a date into the warehouse (its output is the date's marker)."""
         return self.tasks()[0]
+
+    def daily_tasks(self) -> list[type]:
+        """Return the dated loads DailyPipelines runs for a date: the pipeline's load first, then the others."""
+        return [self.load_task(), *(self.also_daily() if self.also_daily else ())]
 
     def rules_for(self, engine: str) -> ModuleType:
         """Return the pipeline's rules for the engine, or fail naming the engines it has rules for."""

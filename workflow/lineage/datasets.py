@@ -75,7 +75,7 @@ def outputs(task: Any, record: dict[str, Any] | None) -> list[OutputDataset]:
             dataset.facets["schema"] = parquet_schema(path)
             dataset.outputFacets["outputStatistics"] = parquet_statistics(path)
         return [dataset]
-    tables = task.pipeline.loads_into
+    tables = task.writes() if hasattr(task, "writes") else ()
     if not tables:
         return []
     url = _warehouse_url(record)

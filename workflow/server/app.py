@@ -48,6 +48,7 @@ LoadedDate = Annotated[models.Day | None, QueryParameter(description="a loaded d
 Limit = Annotated[int, QueryParameter(ge=1, le=1000, description="loads per page")]
 Offset = Annotated[int, QueryParameter(ge=0, le=models.INT64_MAX, description="loads skipped (a 64-bit integer)")]
 Days = Annotated[int, QueryParameter(ge=1, le=366, description="how many dates, up to yesterday (UTC)")]
+Evaluated = Annotated[int, QueryParameter(ge=1, le=3660, description="how many of the newest evaluated dates")]
 # Text PostgreSQL can hold: no NUL character.
 TitlePart = Annotated[
     str, QueryParameter(min_length=1, max_length=200, pattern=r"^[^\x00]*$", description="part of a film's title")
@@ -122,7 +123,7 @@ def create_app(database: settings.Database | None = None) -> FastAPI:
     app = FastAPI(
         title="Course recommendations",
         version="2",
-        description="A read API over the warehouse: recommendations, loads, freshness, runs, the dashboard's data.",
+        description="A read API over the warehouse: recommendations, loads, freshness, runs, quality, the dashboard.",
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
@@ -175,6 +176,11 @@ def create_app(database: settings.Database | None = None) -> FastAPI:
     async def runs(days: Days = 30) -> Response:
         """Return every pipeline's last dates up to yesterday (UTC), each with its state and figures."""
         return json_response(await reads.runs(warehouse, expected, days, dt.datetime.now(dt.timezone.utc)))
+
+    @app.get("/api/quality", response_model=models.QualityReport)
+    async def quality(days: Evaluated = 90) -> Response:
+        """Return both methods' offline quality figures of the newest evaluated dates, oldest first."""
+        return json_response(await reads.quality(warehouse, days))
 
     @app.get(
         "/healthz",

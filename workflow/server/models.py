@@ -151,6 +151,34 @@ class RunsReport(BaseModel):
     pipelines: list[PipelineRuns]
 
 
+class Quality(BaseModel):
+    """A method's offline quality on a date: each user's newest valid rating held out, the rest fitted, the held-out
+    ratings predicted (rmse, mae) and looked for in the users' top lists (hit rate and NDCG over the relevant ones)."""
+
+    date: dt.date
+    method: Literal["language_rule", "als"]
+    partial: bool
+    n_users: int = Field(description="users with a held-out rating")
+    n_held_out: int
+    n_predicted: int = Field(description="held-out ratings the method predicted")
+    rmse: float | None
+    mae: float | None
+    n_relevant: int = Field(description="held-out ratings of 4 or more ([recommender] relevant)")
+    hit_rate: float | None = Field(description="share of the relevant held-out courses in the user's list")
+    ndcg: float | None = Field(description="mean of 1/log2(1 + position) of the relevant held-out courses found")
+    coverage: float | None = Field(description="share of the courses recommended to anyone")
+    personal_share: float | None = Field(description="share of the users whose list comes from their own factors")
+    n_fallback: int | None = Field(description="users the factorization left to the case study's rule")
+    engine: str | None
+    evaluated_at: dt.datetime
+
+
+class QualityReport(BaseModel):
+    """Both methods' quality figures of the newest evaluated dates, oldest first."""
+
+    figures: list[Quality]
+
+
 class RatingBucket(BaseModel):
     """How many recommendations have a predicted rating (rounded to 0.1)."""
 

@@ -221,6 +221,16 @@ def date_runs(
     }
 
 
+async def quality(warehouse: Warehouse, days: int) -> dict[str, Any]:
+    """Return both methods' quality figures of the newest `days` evaluated dates, oldest first (none before the first
+    evaluation)."""
+    try:
+        rows = await warehouse.rows("quality", days)
+    except asyncpg.exceptions.UndefinedTableError:
+        rows = []
+    return {"figures": [dict(row) for row in rows]}
+
+
 class Dashboard:
     """The dashboard's chart data, computed with SQL aggregates once per date and warehouse state (a load renews it)."""
 

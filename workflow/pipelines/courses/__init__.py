@@ -18,6 +18,12 @@ def _tasks() -> Sequence[type]:
     return tasks.TASKS
 
 
+def _also_daily() -> Sequence[type]:
+    from workflow.pipelines.courses import tasks  # noqa: PLC0415
+
+    return tasks.ALSO_DAILY
+
+
 def _pandas_rules() -> ModuleType:
     from workflow.pipelines.courses import rules  # noqa: PLC0415
 
@@ -48,8 +54,15 @@ PIPELINE = Pipeline(
     marker=Marker("recommendation_loads", "recommendation_date"),
     rules={"pandas": _pandas_rules, "spark": _spark_rules},
     source=Source("SOURCE_DATABASE_URL", "source_url", "datacamp_application"),
-    owns=("public.courses", "public.daily_recommendations", "public.recommendation_loads", "public.recommendations"),
+    owns=(
+        "public.courses",
+        "public.daily_recommendations",
+        "public.recommendation_loads",
+        "public.recommendations",
+        "public.recommendation_quality",
+    ),
     loads_into=("public.daily_recommendations", "public.courses", "public.recommendation_loads"),
     summary=_summary,
     remove_date=_remove_date,
+    also_daily=_also_daily,
 )

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import luigi
+import pandas as pd
+import pyarrow as pa
 
 from workflow import config, databases
 from workflow.core.dated_load import DatedLoadTask
+from workflow.core.pipeline import Marker
 from workflow.core.tasks import ParquetTask
 from workflow.io.urls import safe_url
 from workflow.pipelines.courses import PIPELINE, warehouse
@@ -15,6 +19,8 @@ from workflow.pipelines.courses.schemas import COURSE_REASONS, COURSES_SCHEMA, R
 from workflow.rules.ratings import RATED_AT, UNCOUNTED_REASONS
 
 log = logging.getLogger("luigi-interface.workflow.courses")
+
+METHODS = ("language_rule", "als")
 
 
 class CoursesStep(ParquetTask):
@@ -126,15 +132,86 @@ class TopRecommendations(CoursesStep):
         self.write(self.rules.top_recommendations(candidates, config.rules().recommendations_per_user))
 
 
+def factorization() -> dict[str, float | int]:
+    """Return the factorization's settings ([recommender]) as the rules take them, with the rating scale."""
+    settings, scale = config.recommender(), config.rules()
+    return {
+        "per_user": scale.recommendations_per_user, "rank": settings.rank, "regularization": settings.regularization,
+        "iterations": settings.iterations, "seed": settings.seed, "min_rating": scale.min_rating,
+        "max_rating": scale.max_rating,
+    }  # fmt: skip
+
+
+class FactorizedRecommendations(CoursesStep):
+    """Each user's top recommendations by the rating that matrix factorization (alternating least squares) predicts,
+    ranked from 1; a user without a valid rating keeps the case study's rule's."""
+
+    def requires(self) -> dict[str, luigi.Task]:
+        return {
+            "ratings": self.clone(ValidRatings),
+            "extracted": self.clone(ExtractedRatings),  # a course rated by any row, valid or not, is rated
+            "rule": self.clone(TopRecommendations),
+        }
+
+    def run(self) -> None:
+        inputs = self.requires()
+        self.set_status_message("factorizing the ratings")
+        top, fallback_users = self.rules.als_recommendations(
+            self.read(inputs["ratings"], ["user_id", "course_id", "rating"]),
+            self.read(inputs["extracted"], ["user_id", "course_id"]),
+            self.read(inputs["rule"]),
+            **factorization(),
+        )
+        self.facts["fallback_users"] = fallback_users
+        self.write(top)
+
+
+class RecommendationQuality(CoursesStep):
+    """Both methods' offline quality on the date: each user's newest valid rating held out, the rest fitted, and the
+    held-out ratings predicted and looked for in the users' lists (one row per method)."""
+
+    def requires(self) -> dict[str, luigi.Task]:
+        return {
+            "ratings": self.clone(ValidRatings),
+            "extracted": self.clone(ExtractedRatings),
+            "courses": self.clone(CleanedCourses),
+        }
+
+    def run(self) -> None:
+        inputs = self.requires()
+        self.set_status_message("evaluating both methods")
+        quality = self.rules.recommendation_quality(
+            self.read(inputs["ratings"]),
+            self.read(inputs["extracted"], ["user_id", "course_id"]),
+            self.read(inputs["courses"], ["course_id", "programming_language"]),
+            relevant=config.recommender().relevant,
+            **factorization(),
+        )
+        figures = quality if isinstance(quality, pd.DataFrame) else quality.toPandas()
+        self.facts["quality"] = json.loads(figures.to_json(orient="records"))  # in the run record and the history
+        self.write(pa.Table.from_pandas(figures, preserve_index=False))
+
+
 class RecommendationsTask(DatedLoadTask):
     """The date's recommendations and the courses dimension, loaded into the warehouse."""
 
     pipeline = PIPELINE
+    method = luigi.OptionalChoiceParameter(
+        default=None, choices=METHODS, var_type=str,
+        description="language_rule (the case study's rule) or als (matrix factorization); default: [recommender] "
+        "method. A date is loaded once, by whichever method: `invalidate` it to load it again with another",
+    )  # fmt: skip
+
+    @property
+    def chosen_method(self) -> str:
+        """Return the method of the recommendations: --method, else [recommender] method."""
+        return self.method or config.recommender().method
 
     def requires(self) -> dict[str, luigi.Task]:
         if self.unreachable is not None:
             return {}
-        return {"recommendations": self.clone(TopRecommendations), "courses": self.clone(CleanedCourses)}
+        top = FactorizedRecommendations if self.chosen_method == "als" else TopRecommendations
+        return {"recommendations": self.clone(top), "courses": self.clone(CleanedCourses)}
 
     def run(self) -> None:
         self.raise_if_unreachable()
@@ -146,14 +223,52 @@ class RecommendationsTask(DatedLoadTask):
         self.set_status_message(f"loading {n_recommendations:,} recommendations")
         url = databases.warehouse_url()
         loaded = warehouse.load_recommendations(
-            url, self.date, recommendations, courses, partial_day=self.partial_day, figures=self.figures()
-        )
-        self.facts.update(rows_in=n_recommendations, rows_out=loaded, warehouse=safe_url(url))
+            url, self.date, recommendations, courses, partial_day=self.partial_day, figures=self.figures(),
+            method=self.chosen_method, fallback_users=self.fallback_users(),
+        )  # fmt: skip
+        self.facts.update(rows_in=n_recommendations, rows_out=loaded, warehouse=safe_url(url),
+                          method=self.chosen_method)  # fmt: skip
         self.set_progress_percentage(100)
+
+    def fallback_users(self) -> int | None:
+        """Return how many users the factorization left to the case study's rule (None for the rule itself)."""
+        if self.chosen_method != "als":
+            return None
+        record = self.folder / "runs" / "factorized_recommendations.json"
+        return json.loads(record.read_text()).get("fallback_users") if record.exists() else None
+
+
+class RecommendationQualityTask(DatedLoadTask):
+    """The date's offline quality figures of both methods, in the warehouse's recommendation_quality table (its rows
+    are the date's marker: they commit whole or not at all)."""
+
+    pipeline = PIPELINE
+
+    @classmethod
+    def load_marker(cls) -> Marker:
+        return warehouse.QUALITY_MARKER
+
+    @classmethod
+    def writes(cls) -> tuple[str, ...]:
+        return ("public.recommendation_quality",)
+
+    def requires(self) -> dict[str, luigi.Task]:
+        return {} if self.unreachable is not None else {"quality": self.clone(RecommendationQuality)}
+
+    def run(self) -> None:
+        self.raise_if_unreachable()
+        figures = self.read(self.requires()["quality"])
+        url = databases.warehouse_url()
+        loaded = warehouse.load_quality(url, self.date, figures, partial_day=self.partial_day, engine=self.engine.name,
+                                        run_id=self.run_id)  # fmt: skip
+        self.facts.update(rows_out=loaded, warehouse=safe_url(url))
 
 
 # Every task users may run by name, the load of a date first (the pipeline's declaration reads this).
 TASKS = (
     RecommendationsTask, ExtractedCourses, ExtractedRatings, CleanedCourses, ValidRatings, AverageCourseRatings,
-    CoursesToRecommend, TopRecommendations,
+    CoursesToRecommend, TopRecommendations, FactorizedRecommendations, RecommendationQuality,
+    RecommendationQualityTask,
 )  # fmt: skip
+# The dated loads DailyPipelines runs beside the recommendations' load.
+ALSO_DAILY = (RecommendationQualityTask,)

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from workflow.core.dated_load import NO_FIGURES, LoadFigures, load_once, remove_load
+from workflow.core.pipeline import Marker
 from workflow.io.load import copy_in, copy_in_binary
 from workflow.io.postgres import connect, read_sql
 from workflow.io.urls import safe_url
@@ -26,6 +27,8 @@ from workflow.pipelines.courses.schemas import RECOMMENDATION_COLUMNS, RECOMMEND
 log = logging.getLogger("luigi-interface.workflow.courses.warehouse")
 
 SQL = Path(__file__).parent / "sql"
+# The quality figures' table: a date's rows are its marker (the figures of both methods commit together).
+QUALITY_MARKER = Marker("recommendation_quality", "recommendation_date")
 # The recommendations COPYed at a time (11 MB laid out for COPY): larger batches cost memory, not less time.
 BATCH_ROWS = 250_000
 
@@ -43,6 +46,8 @@ def load_recommendations(
     *,
     partial_day: bool = False,
     figures: LoadFigures = NO_FIGURES,
+    method: str = "language_rule",
+    fallback_users: int | None = None,
 ) -> int:
     """Replace the date's recommendations, upsert the courses and mark the date loaded, in one transaction.
 
@@ -61,7 +66,8 @@ def load_recommendations(
         # An older date's courses must not overwrite what the newest load wrote.
         connection.exec_driver_sql(sql("upsert_courses" if newest is None or date >= newest else "insert_new_courses"))
         loaded, users = _replace_partition(connection, date, recommendations)
-        counts = {"n_recommendations": loaded, "n_users": users, "partial": partial_day}
+        counts = {"n_recommendations": loaded, "n_users": users, "partial": partial_day, "method": method,
+                  "n_fallback": fallback_users}  # fmt: skip
         connection.execute(sa.text(sql("record_load")), {"recommendation_date": date, **counts, **figures.row()})
 
     # One load at a time: concurrent runs of a date queue on the lock instead of interleaving.
@@ -70,6 +76,40 @@ def load_recommendations(
         return 0
     log.info("loaded %d recommendations for %s into %s", loaded, date, safe_url(url))
     return loaded
+
+
+QUALITY_COLUMNS = ("method", "n_users", "n_held_out", "n_predicted", "rmse", "mae", "n_relevant", "hit_rate", "ndcg",
+                   "coverage", "personal_share", "n_fallback")  # fmt: skip
+
+
+def load_quality(
+    url: str, date: dt.date, figures: pd.DataFrame, *, partial_day: bool, engine: str, run_id: str | None
+) -> int:
+    """Replace the date's quality figures (one row per method) in one transaction; return the rows written, 0 when
+    another run wrote them meanwhile."""
+    rows = [
+        {name: (None if pd.isna(value) else value) for name, value in row.items()}
+        for row in figures[list(QUALITY_COLUMNS)].astype(object).to_dict("records")
+    ]
+
+    def write(connection: Connection) -> None:
+        connection.execute(sa.text("DELETE FROM recommendation_quality WHERE recommendation_date = :d"), {"d": date})
+        common = {"recommendation_date": date, "partial": partial_day, "engine": engine, "run_id": run_id}
+        connection.execute(sa.text(sql("record_quality")), [{**row, **common} for row in rows])
+
+    if not load_once(url, date, QUALITY_MARKER, prepare_sql=sql("warehouse_schema"), partial_day=partial_day,
+                     write=write):  # fmt: skip
+        return 0
+    return len(rows)
+
+
+def quality(url: str) -> list[dict]:
+    """Return every date's quality figures, oldest first, as dicts (none before the first evaluation)."""
+    with connect(url) as connection:
+        if not QUALITY_MARKER.exists(connection):
+            return []
+        query = "SELECT * FROM recommendation_quality ORDER BY recommendation_date, method"
+        return [dict(row) for row in connection.execute(sa.text(query)).mappings()]
 
 
 def _parts(path: str | Path) -> list[str]:
@@ -181,6 +221,9 @@ def remove_date(url: str, date: dt.date, dry_run: bool = False) -> int | None:
         rows = connection.execute(sa.text(sql("recommendations_of_date")), {"recommendation_date": date}).scalar()
         if not dry_run:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS {partition}")
+            if QUALITY_MARKER.exists(connection):
+                connection.execute(sa.text("DELETE FROM recommendation_quality WHERE recommendation_date = :d"),
+                                   {"d": date})  # fmt: skip
         return rows
 
     return remove_load(url, date, PIPELINE.marker, remove=remove, dry_run=dry_run)

@@ -258,6 +258,35 @@ function drawBars(id, x, y, xTitle, yTitle, horizontal) {
   return Plotly.react(id, [trace], layout, PLOT_CONFIG);
 }
 
+const METHOD_NAMES = { language_rule: "case study's rule", als: "factorization (ALS)" };
+
+// Hit rate and NDCG (left axis, a share) and RMSE (right axis, rating points) of each method, one point per date.
+function drawQuality(figures) {
+  const traces = [];
+  for (const method of Object.keys(METHOD_NAMES)) {
+    const rows = figures.filter((f) => f.method === method);
+    if (!rows.length) continue;
+    const dates = rows.map((f) => f.date);
+    const name = METHOD_NAMES[method];
+    const dash = method === "als" ? "solid" : "dot";
+    traces.push(
+      { name: `hit rate, ${name}`, x: dates, y: rows.map((f) => f.hit_rate), mode: "lines+markers", line: { dash } },
+      { name: `NDCG, ${name}`, x: dates, y: rows.map((f) => f.ndcg), mode: "lines+markers", line: { dash } },
+      { name: `RMSE, ${name}`, x: dates, y: rows.map((f) => f.rmse), mode: "lines+markers", yaxis: "y2",
+        line: { dash } },
+    );
+  }
+  const layout = { ...LAYOUT,
+    xaxis: { type: "date", tickformat: "%Y-%m-%d", title: { text: "recommendation date" } },
+    yaxis: { title: { text: "hit rate / NDCG" }, tickformat: ".0%", rangemode: "tozero" },
+    yaxis2: { title: { text: "RMSE" }, overlaying: "y", side: "right", rangemode: "tozero" } };
+  if (!traces.length) {
+    layout.annotations = [{ text: "no quality figures yet: DailyPipelines evaluates both methods every date",
+      showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }];
+  }
+  return Plotly.react("chart-quality", traces, layout, PLOT_CONFIG);
+}
+
 let shownDate = null; // the date whose results the charts show; null: the current one
 let drawnLoads = null; // the loads the charts were drawn from: a new load or a backfill redraws them
 
@@ -269,6 +298,7 @@ async function drawCharts(date) {
     data.languages.map((l) => l.recommendations), "language", "recommendations");
   await drawBars("chart-courses", data.top_courses.map((c) => plain(`${c.title} (#${c.course_id})`)),
     data.top_courses.map((c) => c.recommendations), "course", "recommendations", true);
+  await drawQuality((await getJSON("/api/quality?days=90")).figures);
   const picker = document.getElementById("results-date");
   const dates = data.loads.map((load) => load.date).sort();
   if (dates.length) {

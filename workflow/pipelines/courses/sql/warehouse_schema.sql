@@ -29,7 +29,11 @@ CREATE TABLE IF NOT EXISTS recommendation_loads (
     n_invalid           bigint,
     invalid_share       double precision,
     duration_s          double precision,
-    run_id              uuid
+    run_id              uuid,
+    -- How the recommendations were made (language_rule or als), and how many users the factorization left to the
+    -- case study's rule.
+    method              text,
+    n_fallback          bigint
 );
 -- A warehouse made by an older version gets the columns it lacks. Only then: ALTER TABLE locks the table even
 -- when the column exists, which would make readers of the view wait, or deadlock, during every load.
@@ -41,7 +45,7 @@ BEGIN
         SELECT wanted.name, wanted.type
         FROM (VALUES ('partial', 'boolean NOT NULL DEFAULT false'), ('n_invalid', 'bigint'),
                      ('invalid_share', 'double precision'), ('duration_s', 'double precision'),
-                     ('run_id', 'uuid')) AS wanted (name, type)
+                     ('run_id', 'uuid'), ('method', 'text'), ('n_fallback', 'bigint')) AS wanted (name, type)
         WHERE NOT EXISTS (SELECT FROM information_schema.columns WHERE table_schema = current_schema()
                           AND table_name = 'recommendation_loads' AND column_name = wanted.name)
     LOOP
@@ -54,3 +58,26 @@ CREATE OR REPLACE VIEW recommendations AS
 SELECT user_id, course_id, rating, rank, recommendation_date
 FROM daily_recommendations
 WHERE recommendation_date = (SELECT max(recommendation_date) FROM recommendation_loads);
+
+-- Each date's offline quality of both methods (one row per method): each user's newest valid rating held out, the
+-- rest fitted. The date's rows are its completion marker: they commit whole, in one transaction.
+CREATE TABLE IF NOT EXISTS recommendation_quality (
+    recommendation_date date             NOT NULL,
+    method              text             NOT NULL,
+    partial             boolean          NOT NULL DEFAULT false,
+    n_users             bigint           NOT NULL,
+    n_held_out          bigint           NOT NULL,
+    n_predicted         bigint           NOT NULL,
+    rmse                double precision,
+    mae                 double precision,
+    n_relevant          bigint           NOT NULL,
+    hit_rate            double precision,
+    ndcg                double precision,
+    coverage            double precision,
+    personal_share      double precision,
+    n_fallback          bigint,
+    engine              text,
+    run_id              uuid,
+    evaluated_at        timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (recommendation_date, method)
+);
