@@ -15,7 +15,7 @@ import luigi
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from workflow import databases
+from workflow import databases, engines
 from workflow.core.pipeline import Marker, Pipeline
 from workflow.core.tasks import RecordedTask
 from workflow.errors import ConfigurationError, DatabaseUnavailableError, EngineUnavailableError, WorkflowError
@@ -189,7 +189,7 @@ class DatedLoadTask(RecordedTask):
         try:
             if super().complete():
                 return True
-            self.engine.check()
+            engines.check()
         except (DatabaseUnavailableError, EngineUnavailableError, ConfigurationError) as error:
             self.unreachable = error
         return False

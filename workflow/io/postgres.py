@@ -109,6 +109,13 @@ def has_column(url: str, table: str, column: str, *, schema: str | None = None) 
         return column in {found["name"] for found in inspector.get_columns(table, schema=schema)}
 
 
+def table_exists(url: str, table: str, *, schema: str | None = None) -> bool:
+    """Return whether the database holds the table (or view)."""
+    with connect(url) as connection:
+        inspector = sa.inspect(connection)
+        return inspector.has_table(table, schema=schema) or table in inspector.get_view_names(schema=schema)
+
+
 @cache
 def read_sql(folder: Path, name: str) -> str:
     """Return the text of `<folder>/<name>.sql`."""
