@@ -7,9 +7,9 @@ process, timed from spawn to exit:
 - a full run, from empty targets (the date's folder and its courses load marker removed first): its wall seconds,
   the seconds its steps took (the union of their run records' start-to-end intervals, so steps that overlap on
   several workers count once), and the rest, the time outside the steps;
-- a no-op rerun right after it (every target complete), split into the interpreter's start (`python -c pass`),
-  the imports `luigi --module workflow` makes (`import luigi.cmdline, workflow`, less the start) and the rest
-  (luigi's parsing and scheduling, the completeness checks and their connections).
+- a no-op rerun right after it (every target complete), split into the interpreter's start and exit (`python -c
+  pass`), the imports `luigi --module workflow` makes (`import luigi.cmdline, workflow`, timed inside a child) and
+  the rest (luigi's parsing and scheduling, the completeness check and its connections, the exit's clean-up).
 
 It prints the median of each figure over the repeats; the machine's other work moves single runs, so read medians.
 Figures only: nothing here asserts a time.
@@ -44,13 +44,25 @@ def luigi_command(date: dt.date, workers: int) -> list[str]:
 
 def timed(command: list[str]) -> float:
     """Run a command in the repository to its end; return its wall seconds (fail on a non-zero exit)."""
+    return run(command)[0]
+
+
+def run(command: list[str]) -> tuple[float, str]:
+    """Run a command in the repository to its end; return its wall seconds and what it printed (fail on a non-zero
+    exit)."""
     start = time.perf_counter()
     result = subprocess.run(command, cwd=REPO, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).splitlines()[-20:])
         raise RuntimeError(f"{' '.join(command)} exited {result.returncode}:\n{tail}")
-    return seconds
+    return seconds, result.stdout
+
+
+def import_seconds() -> float:
+    """Return the seconds `luigi --module workflow`'s imports take, timed inside a child (its start and exit apart)."""
+    code = "import time; t = time.perf_counter(); import luigi.cmdline, workflow; print(time.perf_counter() - t)"
+    return float(run([sys.executable, "-c", code])[1])
 
 
 def forget(date: dt.date) -> None:
@@ -96,20 +108,19 @@ def main(argv: list[str] | None = None) -> int:
         steps = steps_seconds(args.date)
         noop = timed(luigi_command(args.date, args.workers))
         start = timed([sys.executable, "-c", "pass"])
-        imports = timed([sys.executable, "-c", "import luigi.cmdline, workflow"]) - start
+        imports = import_seconds()
         for name, value in {
             "full run": wall, "its steps": steps, "outside the steps": wall - steps,
-            "no-op rerun": noop, "interpreter start": start, "imports": imports, "the rest": noop - start - imports,
+            "no-op rerun": noop, "start and exit": start, "imports": imports, "the rest": noop - start - imports,
         }.items():  # fmt: skip
             figures.setdefault(name, []).append(value)
         print(f"repeat {repeat + 1} of {args.repeat}: full run {wall:.2f} s ({wall - steps:.2f} s outside the steps), "
               f"no-op rerun {noop:.2f} s", file=sys.stderr, flush=True)  # fmt: skip
 
     print(f"RecommendationsTask of {args.date}, {args.workers} worker(s); medians of {args.repeat} runs (range):")
-    for name in ("full run", "its steps", "outside the steps"):
-        print(f"  {name:<20} {median(figures[name])}")
-    for name in ("no-op rerun", "interpreter start", "imports", "the rest"):
-        print(f"  {name:<20} {median(figures[name])}")
+    for name, indent in (("full run", 0), ("its steps", 2), ("outside the steps", 2), ("no-op rerun", 0),
+                         ("start and exit", 2), ("imports", 2), ("the rest", 2)):  # fmt: skip
+        print(f"  {' ' * indent}{name:<{22 - indent}} {median(figures[name])}")
     return 0
 
 
