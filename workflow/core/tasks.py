@@ -1,7 +1,7 @@
 """The building blocks of every pipeline's tasks: dated parquet targets, run records, quarantine, one-line failures.
 
 pyarrow, pandas and the parquet code are imported by the methods that run a step: `luigi --module workflow` imports
-every task, and a run that finds its targets complete never needs them (they take half of a no-op run's second).
+every task, and a run that finds its targets complete never needs them (0.3 s of a no-op run).
 """
 
 from __future__ import annotations
