@@ -9,7 +9,7 @@ WORKERS ?= 2
 
 SCHEDULER_PORT ?= 8082
 
-.PHONY: install install-spark run test test-unit test-integration browser bench bench-scale bench-serve serve lint db-start db-stop scheduler scheduler-stop clean spark-up spark-down
+.PHONY: install install-spark run test test-unit test-integration browser bench bench-scale bench-fixed bench-serve serve lint db-start db-stop scheduler scheduler-stop clean spark-up spark-down
 
 install: $(VENV)/.installed
 
@@ -71,6 +71,11 @@ bench: install install-spark
 # cluster of 2 workers on 127.0.0.1: seconds, peak memory of every process, spill, and rows equal to pandas'.
 bench-scale: install install-spark
 	$(BIN)/python benchmarks/scale.py $(if $(LARGE),--with-100m)
+
+# What a run costs outside its steps (start, imports, scheduling, completeness checks) and a no-op rerun, medians of
+# 5, on the data `make run` left in the source (`make bench-fixed DATE=...` for another loaded date).
+bench-fixed: install
+	$(BIN)/python benchmarks/fixed_cost.py --date $(DATE)
 
 lint: install
 	$(BIN)/ruff check --config config/ruff.toml workflow tests benchmarks

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from workflow.engines.pandas_engine import PandasEngine
-from workflow.io import parquet
+from workflow.io import files, parquet
 
 UTC = dt.timezone.utc
 BIG = 2**60 + 1  # not a float64: exact only as an int64
@@ -58,7 +58,7 @@ def test_a_folder_of_parts_reads_as_one_frame_in_part_order_and_an_empty_file_ke
     folder.mkdir()
     pq.write_table(pa.table({"user_id": [1, 2], "course_id": [10, 20]}), folder / "part-00000.parquet")
     pq.write_table(pa.table({"user_id": [3], "course_id": [30]}), folder / "part-00001.parquet")
-    (folder / parquet.SUCCESS).touch()
+    (folder / files.SUCCESS).touch()
     expected = pd.DataFrame({"course_id": [10, 20, 30]})
     pd.testing.assert_frame_equal(parquet.read_frame(folder, ["course_id"]), expected)
     empty = tmp_path / "empty.parquet"

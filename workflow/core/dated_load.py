@@ -15,7 +15,7 @@ import luigi
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from workflow import databases
+from workflow import databases, engines
 from workflow.core.pipeline import Marker, Pipeline
 from workflow.core.tasks import RecordedTask
 from workflow.errors import ConfigurationError, DatabaseUnavailableError, EngineUnavailableError, WorkflowError
@@ -84,13 +84,13 @@ def load_once(
 def loaded_dates(url: str, marker: Marker, dates: list[dt.date], *, include_partial: bool = False) -> set[dt.date]:
     """Return those of the dates whose whole day's load (or any load, with include_partial) the marker table holds."""
     with connect(url) as connection:
-        if not marker.exists(connection):
+        columns = marker.columns(connection)
+        if not columns:  # no marker table yet
             return set()
         table = marker.clause()
         date = table.c[marker.date_column]
         query = sa.select(date).where(date.in_(sa.bindparam("dates", list(dates), expanding=True)))
         # A marker table made before partial days existed has no such column: all its loads are whole days.
-        columns = marker.columns(connection)
         if not include_partial and "partial" in columns:
             query = query.where(sa.not_(table.c.partial))
         return set(connection.execute(query).scalars())
@@ -109,9 +109,9 @@ def newest_load(url: str, marker: Marker) -> tuple[dt.date, dt.datetime | None] 
     """Return the newest whole-day load's date and when its own load committed (None when the marker table has no
     loaded_at), or None when nothing is loaded."""
     with connect(url) as connection:
-        if not marker.exists(connection):
-            return None
         columns = marker.columns(connection)
+        if not columns:  # no marker table yet
+            return None
         table = sa.table(marker.table, sa.column(marker.date_column), sa.column("partial"), sa.column("loaded_at"),
                          schema=marker.schema)  # fmt: skip
         date = table.c[marker.date_column]
@@ -199,7 +199,7 @@ class DatedLoadTask(RecordedTask):
         try:
             if super().complete():
                 return True
-            self.engine.check()
+            engines.check()
         except (DatabaseUnavailableError, EngineUnavailableError, ConfigurationError) as error:
             self.unreachable = error
         return False

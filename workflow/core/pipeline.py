@@ -32,11 +32,20 @@ class Marker:
 
     def exists(self, connection: sa.Connection) -> bool:
         """Return whether the database behind the connection holds the marker table (made by the first load)."""
-        return sa.inspect(connection).has_table(self.table, schema=self.schema)
+        return connection.execute(sa.text("SELECT to_regclass(:name)"), {"name": self._regclass()}).scalar() is not None
 
     def columns(self, connection: sa.Connection) -> set[str]:
-        """Return the names of the marker table's columns (an older table may lack `partial` or `loaded_at`)."""
-        return {column["name"] for column in sa.inspect(connection).get_columns(self.table, schema=self.schema)}
+        """Return the names of the marker table's columns (an older table may lack `partial` or `loaded_at`), none
+        when the database has no marker table: one catalog query, where reflection took several."""
+        query = (
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(:name) AND attnum > 0 AND NOT attisdropped"
+        )
+        return set(connection.execute(sa.text(query), {"name": self._regclass()}).scalars())
+
+    def _regclass(self) -> str:
+        """Return the table's name as to_regclass reads it: quoted, qualified when it has a schema (else the search
+        path finds it, as for unqualified names in queries)."""
+        return ".".join('"' + part.replace('"', '""') + '"' for part in (self.schema, self.table) if part)
 
     def clause(self) -> sa.TableClause:
         """Return the table for queries, its names quoted by SQLAlchemy."""

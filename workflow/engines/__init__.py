@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import pyarrow as pa
 from luigi.cmdline_parser import CmdlineParser
 
 from workflow import config
 from workflow.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 NAMES = ("pandas", "spark")
 
@@ -57,6 +59,13 @@ def engine_name() -> str:
     if name not in NAMES:
         raise ConfigurationError(f"unknown engine {name!r} ({origin}): choose one of {', '.join(NAMES)}")
     return name
+
+
+def check() -> None:
+    """Raise EngineUnavailableError when the chosen engine cannot run here, before anything is computed: Spark's session
+    must be able to start; pandas always can, and its libraries are left for the first step that uses them."""
+    if engine_name() == "spark":
+        current().check()
 
 
 def current() -> Engine:

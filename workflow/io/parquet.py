@@ -9,36 +9,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import luigi
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from workflow.io.files import temporary_name
+from workflow.io.files import part_files, temporary_name
 
 log = logging.getLogger("luigi-interface.workflow.parquet")
 
-# Written last into a folder of part files (by Spark's committer and by publish): the folder is whole.
-SUCCESS = "_SUCCESS"
 # Rows per row group of the files written from frames: pyarrow's default, and the unit of streamed reads and writes.
 ROW_GROUP_ROWS = 1024 * 1024
-
-
-class ParquetTarget(luigi.LocalTarget):
-    """A parquet target: one file (pandas engine) or a folder of part files with its _SUCCESS (Spark engine)."""
-
-    def exists(self) -> bool:
-        path = Path(self.path)
-        return path.is_file() or (path / SUCCESS).is_file()
-
-
-def part_files(path: str | Path) -> list[Path]:
-    """Return the parquet files of a target: itself when it is a file, else its part files (not `_` or `.` ones)."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    return sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(("_", ".")))
 
 
 def count_rows(path: str | Path) -> int:

@@ -126,10 +126,3 @@ def extract_whole_table(url: str, table: str, *, schema: str | None = None) -> p
             f"source table {name!r} has no rows; refusing to replace the warehouse's data with nothing"
         )
     return result
-
-
-def table_exists(url: str, table: str, *, schema: str | None = None) -> bool:
-    """Return whether the database holds the table (or view)."""
-    with connect(url) as connection:
-        inspector = sa.inspect(connection)
-        return inspector.has_table(table, schema=schema) or table in inspector.get_view_names(schema=schema)

@@ -25,7 +25,7 @@ from openlineage.client.naming.dataset import LocalFileSystem, Postgres
 from sqlalchemy.engine import make_url
 
 from workflow import config, databases
-from workflow.io.parquet import ParquetTarget, part_files
+from workflow.io.files import ParquetTarget, part_files
 from workflow.io.postgres import ONE_ATTEMPT, connect
 from workflow.io.urls import safe_url
 from workflow.rules.ratings import UNCOUNTED_REASONS

@@ -1,4 +1,8 @@
-"""The courses pipeline's Luigi tasks: from the source's courses and ratings to the warehouse's recommendations."""
+"""The courses pipeline's Luigi tasks: from the source's courses and ratings to the warehouse's recommendations.
+
+Each run() imports the schemas and warehouse code it uses (pyarrow, pandas): `luigi --module workflow` imports
+every task, and a run that finds its targets complete never needs them.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,7 @@ from workflow.core.dated_load import DatedLoadTask
 from workflow.core.pipeline import Marker
 from workflow.core.tasks import ParquetTask
 from workflow.io.urls import safe_url
-from workflow.pipelines.courses import PIPELINE, warehouse
-from workflow.pipelines.courses.schemas import COURSE_REASONS, COURSES_SCHEMA, RATING_ROLES, RATING_SCHEMA
-from workflow.rules.ratings import RATED_AT, UNCOUNTED_REASONS
+from workflow.pipelines.courses import PIPELINE
 
 log = logging.getLogger("luigi-interface.workflow.courses")
 
@@ -33,6 +35,8 @@ class ExtractedCourses(CoursesStep):
     """The source courses table as extracted on the date (the catalogue has no history: a snapshot)."""
 
     def run(self) -> None:
+        from workflow.pipelines.courses.schemas import COURSES_SCHEMA  # noqa: PLC0415
+
         self.set_status_message("extracting courses")
         source = config.source()
         # Streamed into the target (with pandas, from COPY into its row groups), which appears whole or not at all.
@@ -47,6 +51,9 @@ class ExtractedRatings(CoursesStep):
     priority = 1
 
     def run(self) -> None:
+        from workflow.pipelines.courses.schemas import RATING_SCHEMA  # noqa: PLC0415
+        from workflow.rules.ratings import RATED_AT  # noqa: PLC0415
+
         self.set_status_message("extracting ratings")
         source = config.source()
         # The stamp is read too (as `rated_at`, whatever the source calls it): the latest copy of a
@@ -65,6 +72,8 @@ class CleanedCourses(CoursesStep):
         return self.clone(ExtractedCourses)
 
     def run(self) -> None:
+        from workflow.pipelines.courses.schemas import COURSE_REASONS  # noqa: PLC0415
+
         courses = self.read(self.requires())
         cleaned, quarantined = self.rules.clean_courses(courses, config.rules().language_fill)
         self.set_aside("courses", self.facts["rows_in"], quarantined, COURSE_REASONS)
@@ -78,6 +87,9 @@ class ValidRatings(CoursesStep):
         return {"ratings": self.clone(ExtractedRatings), "courses": self.clone(CleanedCourses)}
 
     def run(self) -> None:
+        from workflow.pipelines.courses.schemas import RATING_ROLES  # noqa: PLC0415
+        from workflow.rules.ratings import UNCOUNTED_REASONS  # noqa: PLC0415
+
         ratings = self.read(self.requires()["ratings"])
         n_ratings = self.facts["rows_in"]
         course_ids = self.read(self.requires()["courses"], ["course_id"])
@@ -214,6 +226,8 @@ class RecommendationsTask(DatedLoadTask):
         return {"recommendations": self.clone(top), "courses": self.clone(CleanedCourses)}
 
     def run(self) -> None:
+        from workflow.pipelines.courses import warehouse  # noqa: PLC0415
+
         self.raise_if_unreachable()
         inputs = self.requires()
         # The recommendations are streamed from their parquet file (or folder) into COPY, never read whole.

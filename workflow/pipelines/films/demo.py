@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 
 from workflow.io.load import copy_in
-from workflow.io.postgres import connect
-from workflow.io.typed_extract import table_exists
+from workflow.io.postgres import connect, table_exists
 from workflow.pipelines.films.warehouse import sql
 
 RATES = [Decimal("0.99"), Decimal("2.99"), Decimal("4.99")]

@@ -1,32 +1,21 @@
-"""The film pipeline's Luigi tasks: from Pagila's film, inventory and rental tables to the warehouse's store.film."""
+"""The film pipeline's Luigi tasks: from Pagila's film, inventory and rental tables to the warehouse's store.film.
+
+Each run() imports the schemas, rules and warehouse code it uses (pyarrow, pandas): `luigi --module workflow` imports
+every task, and a run that finds its targets complete never needs them.
+"""
 
 from __future__ import annotations
 
 import logging
 
 import luigi
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from workflow import config, databases
 from workflow.core.dated_load import DatedLoadTask
 from workflow.core.tasks import ParquetTask
-from workflow.io.parquet import count_rows
-from workflow.io.typed_extract import table_exists
+from workflow.io.postgres import table_exists
 from workflow.io.urls import safe_url
-from workflow.pipelines.films import PIPELINE, rules, warehouse
-from workflow.pipelines.films.schemas import (
-    AVERAGES_SCHEMA,
-    FILM_REASONS,
-    INVENTORY_SCHEMA,
-    RATE_PARTS,
-    RATING_ROLES,
-    RATING_SCHEMA,
-    RECOMMENDATIONS_SCHEMA,
-    RENTAL_SCHEMA,
-    RENTED_AT,
-)  # fmt: skip
-from workflow.rules.ratings import RATED_AT, UNCOUNTED_REASONS
+from workflow.pipelines.films import PIPELINE
 
 log = logging.getLogger("luigi-interface.workflow.films")
 _reported: set[str] = set()  # missing tables already logged by this process
@@ -82,6 +71,8 @@ class ExtractedRentals(FilmStep):
         return SourceTable(config.films().rental_table)
 
     def run(self) -> None:
+        from workflow.pipelines.films.schemas import RENTAL_SCHEMA, RENTED_AT  # noqa: PLC0415
+
         settings = config.films()
         self.extract_as_of(
             self.source_url(), settings.rental_table, RENTAL_SCHEMA,
@@ -96,6 +87,8 @@ class ExtractedInventory(FilmStep):
         return SourceTable(config.films().inventory_table)
 
     def run(self) -> None:
+        from workflow.pipelines.films.schemas import INVENTORY_SCHEMA  # noqa: PLC0415
+
         settings = config.films()
         self.extract(self.source_url(), settings.inventory_table, INVENTORY_SCHEMA, schema=settings.schema)
 
@@ -107,6 +100,11 @@ class FilmRentalRates(FilmStep):
         return self.clone(ExtractedFilms)
 
     def run(self) -> None:
+        import pyarrow as pa  # noqa: PLC0415
+        import pyarrow.parquet as pq  # noqa: PLC0415
+
+        from workflow.pipelines.films.schemas import FILM_REASONS, RATE_PARTS  # noqa: PLC0415
+
         films = self.read(self.requires())
         kept, quarantined = self.rules.split_rental_rate(films)
         self.set_aside("films", self.facts["rows_in"], quarantined, FILM_REASONS)
@@ -123,6 +121,11 @@ class ExtractedFilmRatings(FilmStep):
         return [SourceTable(settings.rating_table)] if settings.wait_for_rating_table and settings.rating_table else []
 
     def run(self) -> None:
+        import pyarrow as pa  # noqa: PLC0415
+
+        from workflow.pipelines.films.schemas import RATING_SCHEMA  # noqa: PLC0415
+        from workflow.rules.ratings import RATED_AT  # noqa: PLC0415
+
         settings, url = config.films(), self.source_url()
         table = settings.rating_table
         if not table or not table_exists(url, table, schema=settings.schema):
@@ -143,6 +146,10 @@ class FilmRatings(FilmStep):
         return {"ratings": self.clone(ExtractedFilmRatings), "films": self.clone(FilmRentalRates)}
 
     def run(self) -> None:
+        from workflow.io.parquet import count_rows  # noqa: PLC0415
+        from workflow.pipelines.films.schemas import AVERAGES_SCHEMA, RATING_ROLES  # noqa: PLC0415
+        from workflow.rules.ratings import UNCOUNTED_REASONS  # noqa: PLC0415
+
         inputs = self.requires()
         n_ratings = count_rows(inputs["ratings"].output().path)
         if not n_ratings:
@@ -168,6 +175,8 @@ class FilmRecommendations(FilmStep):
         }
 
     def run(self) -> None:
+        from workflow.pipelines.films.schemas import RECOMMENDATIONS_SCHEMA  # noqa: PLC0415
+
         inputs = self.requires()
         rentals = self.read(inputs["rentals"], ["rental_id", "inventory_id", "customer_id"])
         rented = self.rules.rented_films(rentals, self.read(inputs["inventory"]))
@@ -189,6 +198,10 @@ class FilmsTask(DatedLoadTask):
         return {name: self.clone(kind) for name, kind in kinds.items()}
 
     def run(self) -> None:
+        import pyarrow.parquet as pq  # noqa: PLC0415
+
+        from workflow.pipelines.films import rules, warehouse  # noqa: PLC0415
+
         self.raise_if_unreachable()
         # A few thousand films: read whole from the targets of either engine (a file, or a folder of parts).
         inputs = {name: pq.read_table(task.output().path) for name, task in self.requires().items()}
