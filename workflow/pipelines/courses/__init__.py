@@ -48,6 +48,9 @@ def _remove_date(url: str, date: dt.date, dry_run: bool) -> int | None:
     return warehouse.remove_date(url, date, dry_run)
 
 
+# The offline evaluation's figures: a date's rows (one per method) are the marker of its load, committed together.
+QUALITY_MARKER = Marker("recommendation_quality", "recommendation_date")
+
 PIPELINE = Pipeline(
     name="courses",
     tasks=_tasks,

@@ -10,15 +10,13 @@ import json
 import logging
 
 import luigi
-import pandas as pd
-import pyarrow as pa
 
 from workflow import config, databases
 from workflow.core.dated_load import DatedLoadTask
 from workflow.core.pipeline import Marker
 from workflow.core.tasks import ParquetTask
 from workflow.io.urls import safe_url
-from workflow.pipelines.courses import PIPELINE
+from workflow.pipelines.courses import PIPELINE, QUALITY_MARKER
 
 log = logging.getLogger("luigi-interface.workflow.courses")
 
@@ -190,6 +188,9 @@ class RecommendationQuality(CoursesStep):
         }
 
     def run(self) -> None:
+        import pandas as pd  # noqa: PLC0415
+        import pyarrow as pa  # noqa: PLC0415
+
         inputs = self.requires()
         self.set_status_message("evaluating both methods")
         quality = self.rules.recommendation_quality(
@@ -260,7 +261,7 @@ class RecommendationQualityTask(DatedLoadTask):
 
     @classmethod
     def load_marker(cls) -> Marker:
-        return warehouse.QUALITY_MARKER
+        return QUALITY_MARKER
 
     @classmethod
     def writes(cls) -> tuple[str, ...]:
@@ -270,6 +271,8 @@ class RecommendationQualityTask(DatedLoadTask):
         return {} if self.unreachable is not None else {"quality": self.clone(RecommendationQuality)}
 
     def run(self) -> None:
+        from workflow.pipelines.courses import warehouse  # noqa: PLC0415
+
         self.raise_if_unreachable()
         figures = self.read(self.requires()["quality"])
         url = databases.warehouse_url()

@@ -17,18 +17,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from workflow.core.dated_load import NO_FIGURES, LoadFigures, load_once, remove_load
-from workflow.core.pipeline import Marker
 from workflow.io.load import copy_in, copy_in_binary
 from workflow.io.postgres import connect, read_sql
 from workflow.io.urls import safe_url
-from workflow.pipelines.courses import PIPELINE
+from workflow.pipelines.courses import PIPELINE, QUALITY_MARKER
 from workflow.pipelines.courses.schemas import RECOMMENDATION_COLUMNS, RECOMMENDATION_LAYOUT
 
 log = logging.getLogger("luigi-interface.workflow.courses.warehouse")
 
 SQL = Path(__file__).parent / "sql"
-# The quality figures' table: a date's rows are its marker (the figures of both methods commit together).
-QUALITY_MARKER = Marker("recommendation_quality", "recommendation_date")
 # The recommendations COPYed at a time (11 MB laid out for COPY): larger batches cost memory, not less time.
 BATCH_ROWS = 250_000
 
