@@ -10,7 +10,7 @@ import pytest
 from conftest import frame
 from engines import Rules
 
-from workflow.pipelines.courses import quality
+from workflow.pipelines.courses import factorization, quality
 
 SCALE = {"min_rating": 1.0, "max_rating": 5.0}
 EXACT = {"rank": 1, "regularization": 1e-4, "iterations": 15, "seed": 42}  # enough sweeps to converge on rank 1
@@ -46,21 +46,24 @@ def test_a_rank_one_matrix_is_recovered_and_its_missing_cells_recommended(rules:
     assert top.dtypes.tolist() == [np.int64, np.int64, np.float64, np.int64]
 
 
-def test_the_highest_clipped_prediction_comes_first_rated_courses_never_and_ties_go_to_the_lower_id(
-    rules: Rules,
-) -> None:
-    courses = {10: 1.0, 20: 2.0, 30: 3.0, 40: 4.0, 50: 5.0}
-    ratings = rank_one({1: 1.0, 2: 0.5, 3: 0.8, 4: 0.6}, courses, set())
-    # User 9's one rating makes a_9 = 2: predictions 4, 6, 8, 10 for courses 20 to 50, clipped to 5 above 20.
-    ratings = pd.concat([ratings, frame([(9, 10, 2.0)], "user_id course_id rating")], ignore_index=True)
-    rated = pd.concat([ratings, frame([(9, 40, 7.0)], "user_id course_id rating")], ignore_index=True)  # invalid
-    top, _ = recommend(rules, ratings, rated)
-    mine = top[top["user_id"] == 9]
-    assert mine["course_id"].tolist() == [30, 50, 20]  # 30 and 50 tie at 5.0: the lower id first; 40 is rated
-    assert mine["rank"].tolist() == [1, 2, 3]
-    assert mine["rating"].tolist() == pytest.approx([5.0, 5.0, 4.0], abs=0.05)
-    assert mine["rating"].tolist()[:2] == [5.0, 5.0]  # clipped exactly to the scale
-    assert top["user_id"].tolist() == [9, 9, 9]  # the others rated every course
+def test_on_given_factors_the_highest_clipped_prediction_comes_first_rated_never_and_ties_to_the_lower_id() -> None:
+    # Exact on the pandas engine (the Spark one breaks ties made by clipping among each user's best few by raw
+    # prediction: spark_factorization.top_courses). Predictions: user 9 -> 2, 4, 6, 8, 10, 4.4; user 8 -> all below 1.
+    factors = factorization.Factors(
+        user_ids=np.array([8, 9]),
+        course_ids=np.array([10, 20, 30, 40, 50, 60]),
+        users=np.array([[0.1, 0.0], [2.0, 0.0]]),
+        courses=np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0], [4.0, 0.0], [5.0, 0.0], [2.2, 0.0]]),
+    )
+    rated = frame(
+        [(9, 10, 2.0), (9, 20, None), (9, 40, 7.0), (8, 20, 1.0), (None, 30, 1.0)], "user_id course_id rating"
+    )
+    top = factorization.top_courses(factors, rated, per_user=3, **SCALE)
+    assert top.values.tolist() == [
+        [8, 10, 1.0, 1], [8, 30, 1.0, 2], [8, 40, 1.0, 3],  # all clipped up to 1.0: the lowest unrated ids
+        [9, 30, 5.0, 1], [9, 50, 5.0, 2], [9, 60, 4.4, 3],  # 6 and 10 clipped to 5.0, the lower id first
+    ]  # fmt: skip
+    assert top.dtypes.tolist() == [np.int64, np.int64, np.float64, np.int64]
 
 
 def test_the_same_seed_gives_the_same_rows(rules: Rules) -> None:

@@ -36,8 +36,12 @@ def fit(ratings: DataFrame, *, rank: int, regularization: float, iterations: int
     courses = dense_codes(ratings, "course_id", "_course").persist()
     coded = ratings.select("user_id", "course_id", F.col("rating").cast("double")).join(users, "user_id")
     coded = coded.join(F.broadcast(courses), "course_id")
+    # Spark's 10 blocks a side by default, fewer when the session shuffles into fewer partitions (tests: 2).
+    blocks = min(10, int(ratings.sparkSession.conf.get("spark.sql.shuffle.partitions")))
     als = ALS(
         rank=rank,
+        numUserBlocks=blocks,
+        numItemBlocks=blocks,
         maxIter=iterations,
         regParam=regularization,
         seed=seed,
