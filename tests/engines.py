@@ -170,6 +170,25 @@ class SparkRules(SparkFrames):
         top = self.pandas(self.rules.top_recommendations(self.spark(candidates), per_user))
         return top.sort_values(["user_id", "rank"]).reset_index(drop=True)
 
+    def als_recommendations(
+        self, ratings: pd.DataFrame, rated: pd.DataFrame, fallback: pd.DataFrame, **settings: object
+    ) -> tuple[pd.DataFrame, int]:
+        top, n_fallback = self.rules.als_recommendations(
+            self.spark(ratings), self.spark(rated), self.spark(fallback), **settings
+        )
+        return self.pandas(top).sort_values(["user_id", "rank"]).reset_index(drop=True), n_fallback
+
+    def held_out_ratings(self, ratings: pd.DataFrame, seed: int) -> pd.DataFrame:
+        held = self.pandas(self.rules.held_out_ratings(self.spark(ratings), seed))
+        return held.sort_values("user_id").reset_index(drop=True)
+
+    def recommendation_quality(
+        self, ratings: pd.DataFrame, rated: pd.DataFrame, courses: pd.DataFrame, **settings: object
+    ) -> pd.DataFrame:
+        return self.rules.recommendation_quality(  # a pandas frame already
+            self.spark(ratings), self.spark(rated), self.spark(courses), **settings
+        )
+
 
 class SparkFilmRules(SparkFrames):
     """The film pipeline's Spark rules, called with and returning pandas frames."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from workflow.pipelines.courses import factorization, quality
 from workflow.pipelines.courses.schemas import COURSE_COLUMNS, RATING_ROLES
 from workflow.rules import ratings as ratings_rules
 from workflow.rules.ids import codes, combine, int64_ids, positions
@@ -237,3 +238,106 @@ def top_recommendations(candidates: pd.DataFrame, per_user: int = 3) -> pd.DataF
     rank = ordered.groupby("user_id", sort=False).cumcount() + 1
     top = ordered.assign(rank=rank.astype("int64"))[rank <= per_user]
     return top[["user_id", "course_id", "rating", "rank"]].reset_index(drop=True)
+
+
+def als_recommendations(
+    ratings: pd.DataFrame,
+    rated: pd.DataFrame,
+    fallback: pd.DataFrame,
+    *,
+    per_user: int,
+    rank: int,
+    regularization: float,
+    iterations: int,
+    seed: int,
+    min_rating: float,
+    max_rating: float,
+) -> tuple[pd.DataFrame, int]:
+    """Return each user's top `per_user` unrated courses by predicted rating, and how many users fell back to the
+    case study's rule.
+
+    The predictions come from alternating least squares over the valid `ratings` (factorization.fit); a
+    user is recommended the courses with factors that no row of `rated` pairs with them, ranked by the
+    predicted rating clipped to [min_rating, max_rating], ties to the lower course_id. Users of `fallback`
+    (the rule's top recommendations) with no valid rating keep its rows as they are.
+    """
+    factors = factorization.fit(ratings, rank=rank, regularization=regularization, iterations=iterations, seed=seed)
+    top = factorization.top_courses(factors, rated, per_user=per_user, min_rating=min_rating, max_rating=max_rating)
+    # The rule recommends only to users with valid ratings, so with the daily data no user falls back:
+    # the count is there for callers whose fallback covers more users.
+    return factorization.with_fallback(top, factors, fallback)
+
+
+def held_out_ratings(ratings: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Return the rating each user with at least 2 valid ratings holds out for the evaluation (user_id, course_id,
+    rating, sorted by user_id): the most recent by `rated_at`, ties to the higher course_id; for a user with no
+    stamp, the one with the smallest quality.hold_out_hash, ties to the lower course_id."""
+    held = ratings[quality.held_out_mask(ratings, seed)][["user_id", "course_id", "rating"]]
+    return held.sort_values("user_id", kind="stable", ignore_index=True)
+
+
+def recommendation_quality(
+    ratings: pd.DataFrame,
+    rated: pd.DataFrame,
+    courses: pd.DataFrame,
+    *,
+    per_user: int,
+    rank: int,
+    regularization: float,
+    iterations: int,
+    seed: int,
+    min_rating: float,
+    max_rating: float,
+    relevant: float = 4.0,
+) -> pd.DataFrame:
+    """Return the offline quality of the case study's rule and of ALS, one row per method (quality.QUALITY_TYPES).
+
+    Each user with at least 2 valid ratings holds one out (held_out_ratings); both methods are fitted on the
+    others, with the held-out pairs no longer counted as rated, and scored on the held-out ratings: the
+    rule predicts a course's training average, ALS its clipped u.v, else the course average.
+    """
+    held_mask = quality.held_out_mask(ratings, seed)
+    held = ratings[held_mask][["user_id", "course_id", "rating"]].reset_index(drop=True)
+    train = ratings[~held_mask][["user_id", "course_id", "rating"]].reset_index(drop=True)
+    rated_eval = quality.without_pairs(rated[["user_id", "course_id"]], held)
+    averages = average_course_ratings(train)
+    candidates = courses_to_recommend(
+        train[["user_id", "course_id"]], courses, averages, per_language=per_user, rated=rated_eval
+    )
+    rule_top = top_recommendations(candidates, per_user)
+    average = averages["average_rating"].to_numpy()
+    found = positions(averages["course_id"].to_numpy(dtype="int64"), held["course_id"].to_numpy(dtype="int64"))
+    rule_predicted = np.where(found >= 0, average[np.maximum(found, 0)] if len(average) else np.nan, np.nan)
+    factors = factorization.fit(train, rank=rank, regularization=regularization, iterations=iterations, seed=seed)
+    als_top = factorization.top_courses(
+        factors, rated_eval, per_user=per_user, min_rating=min_rating, max_rating=max_rating
+    )
+    als_top, n_fallback = factorization.with_fallback(als_top, factors, rule_top)
+    als_predicted = factors.predict(
+        held["user_id"].to_numpy(dtype="int64"), held["course_id"].to_numpy(dtype="int64"), min_rating, max_rating
+    )
+    als_predicted = np.where(np.isnan(als_predicted), rule_predicted, als_predicted)
+    n_listed = als_top["user_id"].nunique()
+    counts = {"n_courses": len(courses), "relevant": relevant}
+    return quality.quality_frame(
+        [
+            quality.method_quality(
+                "language_rule",
+                held.assign(predicted=rule_predicted, rank=quality.with_ranks(held, rule_top)),
+                n_recommended_courses=rule_top["course_id"].nunique(),
+                n_personal=0,
+                n_listed=rule_top["user_id"].nunique(),
+                n_fallback=0,
+                **counts,
+            ),
+            quality.method_quality(
+                "als",
+                held.assign(predicted=als_predicted, rank=quality.with_ranks(held, als_top)),
+                n_recommended_courses=als_top["course_id"].nunique(),
+                n_personal=n_listed - n_fallback,
+                n_listed=n_listed,
+                n_fallback=n_fallback,
+                **counts,
+            ),
+        ]
+    )

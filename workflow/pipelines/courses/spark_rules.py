@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pandas as pd
+from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F  # noqa: N812
 
+from workflow.pipelines.courses import quality, spark_factorization
 from workflow.pipelines.courses.schemas import COURSE_COLUMNS, RATING_ROLES
 from workflow.rules import spark_ratings
+from workflow.rules.ratings import RATED_AT
 
 # What Python's str.strip() removes (str.isspace): Spark's trim() strips spaces only.
 WHITESPACE = r"[\t\n\x0B\f\r\x1C-\x20\x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
@@ -133,3 +137,114 @@ def top_recommendations(candidates: DataFrame, per_user: int = 3) -> DataFrame:
     rank = F.row_number().over(by_rating).cast("long")
     ranked = spark_ratings.shuffled(candidates, "user_id").withColumn("rank", rank)
     return ranked.where(F.col("rank") <= per_user).select("user_id", "course_id", "rating", "rank")
+
+
+def als_recommendations(
+    ratings: DataFrame,
+    rated: DataFrame,
+    fallback: DataFrame,
+    *,
+    per_user: int,
+    rank: int,
+    regularization: float,
+    iterations: int,
+    seed: int,
+    min_rating: float,
+    max_rating: float,
+) -> tuple[DataFrame, int]:
+    """Return each user's top `per_user` unrated courses by predicted rating, and how many users fell back to the
+    case study's rule.
+
+    As in `rules`, with pyspark.ml's ALS: ranked by the predicted rating clipped to the scale, ties to the
+    lower course_id, among each user's best few by raw prediction (spark_factorization.top_courses).
+    """
+    fitted = spark_factorization.fit(
+        ratings, rank=rank, regularization=regularization, iterations=iterations, seed=seed
+    )
+    top = spark_factorization.top_courses(
+        fitted, rated, per_user=per_user, min_rating=min_rating, max_rating=max_rating
+    )
+    # The rule recommends only to users with valid ratings: with the daily data no user falls back.
+    return spark_factorization.with_fallback(top, fitted, fallback)
+
+
+def held_out_ratings(ratings: DataFrame, seed: int) -> DataFrame:
+    """Return the rating each user with at least 2 valid ratings holds out for the evaluation (as in `rules`)."""
+    marked = spark_factorization.with_held_out(ratings, seed)
+    return marked.where(F.col("_held")).select("user_id", "course_id", "rating")
+
+
+def recommendation_quality(
+    ratings: DataFrame,
+    rated: DataFrame,
+    courses: DataFrame,
+    *,
+    per_user: int,
+    rank: int,
+    regularization: float,
+    iterations: int,
+    seed: int,
+    min_rating: float,
+    max_rating: float,
+    relevant: float = 4.0,
+) -> pd.DataFrame:
+    """Return the offline quality of the case study's rule and of ALS, one row per method, as a pandas frame (as in
+    `rules`; the held-out ratings with their predictions and ranks are computed on Spark, then collected)."""
+    columns = ["user_id", "course_id", "rating", *([RATED_AT] if RATED_AT in ratings.columns else [])]
+    marked = spark_factorization.with_held_out(ratings.select(*columns), seed).persist(StorageLevel.MEMORY_AND_DISK)
+    held = marked.where(F.col("_held")).select("user_id", "course_id", "rating")
+    train = marked.where(~F.col("_held")).select("user_id", "course_id", "rating")
+    rated_eval = rated.select("user_id", "course_id").join(
+        held.select("user_id", "course_id"), ["user_id", "course_id"], "left_anti"
+    )
+    averages = average_course_ratings(train).persist()
+    candidates = courses_to_recommend(
+        train.select("user_id", "course_id"), courses, averages, per_language=per_user, rated=rated_eval
+    )
+    rule_top = top_recommendations(candidates, per_user).persist()
+    fitted = spark_factorization.fit(train, rank=rank, regularization=regularization, iterations=iterations, seed=seed)
+    als_top = spark_factorization.top_courses(
+        fitted, rated_eval, per_user=per_user, min_rating=min_rating, max_rating=max_rating
+    )
+    als_top, n_fallback = spark_factorization.with_fallback(als_top, fitted, rule_top)
+    als_top = als_top.persist()
+    pair = ["user_id", "course_id"]
+    scored = (
+        spark_factorization.predict(fitted, held, min_rating, max_rating)
+        .join(averages.select("course_id", F.col("average_rating").alias("rule")), "course_id", "left")
+        .join(rule_top.select(*pair, F.col("rank").alias("rule_rank")), pair, "left")
+        .join(als_top.select(*pair, F.col("rank").alias("als_rank")), pair, "left")
+        .select(*pair, "rating", "rule", F.coalesce("predicted", "rule").alias("als"), "rule_rank", "als_rank")
+    )
+    held_out = scored.toPandas()
+    rule_counts, als_counts = (
+        frame.agg(F.countDistinct("course_id").alias("courses"), F.countDistinct("user_id").alias("users")).first()
+        for frame in (rule_top, als_top)
+    )
+    n_courses = courses.count()
+    for frame in (marked, averages, rule_top, als_top):
+        frame.unpersist()
+    return quality.quality_frame(
+        [
+            quality.method_quality(
+                "language_rule",
+                held_out.assign(predicted=held_out["rule"], rank=held_out["rule_rank"]),
+                n_recommended_courses=rule_counts["courses"],
+                n_courses=n_courses,
+                n_personal=0,
+                n_listed=rule_counts["users"],
+                n_fallback=0,
+                relevant=relevant,
+            ),
+            quality.method_quality(
+                "als",
+                held_out.assign(predicted=held_out["als"], rank=held_out["als_rank"]),
+                n_recommended_courses=als_counts["courses"],
+                n_courses=n_courses,
+                n_personal=als_counts["users"] - n_fallback,
+                n_listed=als_counts["users"],
+                n_fallback=n_fallback,
+                relevant=relevant,
+            ),
+        ]
+    )

@@ -1,0 +1,193 @@
+"""Explicit-feedback alternating least squares in NumPy, as Spark MLlib's ALS computes it: pure, frames in, arrays out.
+
+Each user's factors solve (Y^T Y + regularization * n_u * I) x = Y^T r over the factors Y of the courses they rated
+(n_u ratings), and each course's the same over its raters' factors: no biases, no centring. Ratings are kept twice,
+grouped by user and grouped by course, so that one user's (course's) rows are one slice; the normal equations of a
+slice are summed with np.add.reduceat, a few thousand rows at a time, so memory follows the chunk, not
+ratings x rank x rank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from workflow.rules.ids import codes, int64_ids, positions
+
+ROWS_PER_CHUNK = 1 << 15  # ratings whose normal equations are summed at once: 55 float64 columns stay in cache
+KEYS_PER_BLOCK = 1 << 16  # users (courses) whose equations are held and solved at once: 55 x 65,536 float64
+SCORES_PER_CHUNK = 1 << 22  # predicted ratings (users x courses) scored at once: 32 MB of float64
+
+
+@dataclass(frozen=True)
+class Factors:
+    """Latent factors of the users and courses that have valid ratings, each row beside its id (ids ascending)."""
+
+    user_ids: np.ndarray
+    course_ids: np.ndarray
+    users: np.ndarray  # len(user_ids) x rank, float64
+    courses: np.ndarray  # len(course_ids) x rank, float64
+
+    def predict(self, user_ids: np.ndarray, course_ids: np.ndarray, min_rating: float, max_rating: float) -> np.ndarray:
+        """Return each (user, course)'s predicted rating clipped to the scale, NaN where either has no factors."""
+        user, course = positions(self.user_ids, user_ids), positions(self.course_ids, course_ids)
+        known = (user >= 0) & (course >= 0)
+        predicted = np.full(len(user), np.nan)
+        predicted[known] = np.einsum("ij,ij->i", self.users[user[known]], self.courses[course[known]])
+        return np.clip(predicted, min_rating, max_rating)
+
+
+@dataclass(frozen=True)
+class _Grouped:
+    """Ratings grouped by one side (users or courses): the other side's code and the rating of each row, and where
+    each key's rows start (offsets[k]:offsets[k + 1])."""
+
+    offsets: np.ndarray
+    other: np.ndarray
+    rating: np.ndarray
+
+
+def fit(ratings: pd.DataFrame, *, rank: int, regularization: float, iterations: int, seed: int) -> Factors:
+    """Return the factors that `iterations` sweeps of alternating least squares (users, then courses) give the ratings.
+
+    Both sides start from seeded random unit vectors, as Spark's do. A repeated (user, course) row counts as
+    another observation. Same ratings in the same order and seed: the same factors, to the bit.
+    """
+    if regularization <= 0:
+        raise ValueError(f"ALS regularization must be positive (it keeps every system solvable), not {regularization}")
+    user_ids, user = _dense_codes(ratings["user_id"].to_numpy(dtype="int64"))
+    course_ids, course = _dense_codes(ratings["course_id"].to_numpy(dtype="int64"))
+    rating = ratings["rating"].to_numpy(dtype="float64")
+    by_user, by_course = _grouped(user, course, rating, len(user_ids)), _grouped(course, user, rating, len(course_ids))
+    del user, course, rating
+    rng = np.random.default_rng(seed)
+    users, courses = _unit_rows(rng, len(user_ids), rank), _unit_rows(rng, len(course_ids), rank)
+    for _ in range(iterations):
+        users = _solve_side(by_user, courses, regularization)
+        courses = _solve_side(by_course, users, regularization)
+    return Factors(user_ids, course_ids, users, courses)
+
+
+def _dense_codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the distinct ids ascending, and each id's position among them (int32): codes with no gap."""
+    (sparse,), coding = codes(ids)
+    present = np.bincount(sparse, minlength=coding.size) > 0
+    compact = np.cumsum(present, dtype=np.int64) - 1
+    return coding.ids(np.flatnonzero(present)), compact[sparse].astype(np.int32)
+
+
+def _grouped(key: np.ndarray, other: np.ndarray, rating: np.ndarray, n_keys: int) -> _Grouped:
+    """Return the ratings grouped by key, rows of one key in their input order."""
+    order = np.argsort(key, kind="stable")
+    offsets = np.zeros(n_keys + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key, minlength=n_keys), out=offsets[1:])
+    return _Grouped(offsets, other[order], rating[order])
+
+
+def _unit_rows(rng: np.random.Generator, n: int, rank: int) -> np.ndarray:
+    """Return n random Gaussian vectors of length `rank`, scaled to unit length."""
+    rows = rng.standard_normal((n, rank))
+    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), np.finfo(float).tiny)
+    return rows
+
+
+def _solve_side(grouped: _Grouped, other_factors: np.ndarray, regularization: float) -> np.ndarray:
+    """Return each key's least-squares factors given the other side's, with weighted-lambda regularization."""
+    n_keys, rank = len(grouped.offsets) - 1, other_factors.shape[1]
+    rows, columns = np.triu_indices(rank)  # the normal matrix is symmetric: its upper triangle is summed
+    transposed = np.ascontiguousarray(other_factors.T)  # a factor component is a contiguous row: fast to take
+    solved = np.empty((n_keys, rank))
+    product = np.empty(ROWS_PER_CHUNK)
+    for k0 in range(0, n_keys, KEYS_PER_BLOCK):
+        k1 = min(k0 + KEYS_PER_BLOCK, n_keys)
+        gram, rhs = np.zeros((len(rows), k1 - k0)), np.zeros((rank, k1 - k0))
+        offsets = grouped.offsets[k0 : k1 + 1]
+        for c0 in range(int(offsets[0]), int(offsets[-1]), ROWS_PER_CHUNK):
+            c1 = min(c0 + ROWS_PER_CHUNK, int(offsets[-1]))
+            # The keys whose rows meet the chunk, and where each starts in it (a key may continue from the last one).
+            first, end = np.searchsorted(offsets, c0, "right") - 1, np.searchsorted(offsets, c1, "left")
+            starts = np.maximum(offsets[first:end], c0) - c0
+            factors = np.take(transposed, grouped.other[c0:c1], axis=1)
+            part = product[: c1 - c0]
+            for entry, (a, b) in enumerate(zip(rows, columns, strict=True)):
+                np.multiply(factors[a], factors[b], out=part)
+                gram[entry, first:end] += np.add.reduceat(part, starts)
+            for a in range(rank):
+                np.multiply(factors[a], grouped.rating[c0:c1], out=part)
+                rhs[a, first:end] += np.add.reduceat(part, starts)
+        normal = np.empty((k1 - k0, rank, rank))
+        normal[:, rows, columns] = gram.T
+        normal[:, columns, rows] = gram.T
+        diagonal = np.arange(rank)
+        normal[:, diagonal, diagonal] += (regularization * np.diff(offsets))[:, None]
+        solved[k0:k1] = np.linalg.solve(normal, rhs.T[:, :, None])[:, :, 0]
+    return solved
+
+
+def top_courses(
+    factors: Factors, rated: pd.DataFrame, *, per_user: int, min_rating: float, max_rating: float
+) -> pd.DataFrame:
+    """Return each user's `per_user` unrated courses with the highest predicted rating clipped to the scale, ties to
+    the lower course_id, ranked from 1 (user_id, course_id, rating, rank; sorted by user_id, rank).
+
+    Every user and course with factors takes part; a course counts as rated by a user when a row of `rated`
+    holds both (rows missing an id are ignored).
+    """
+    n_users, n_courses = len(factors.user_ids), len(factors.course_ids)
+    rated_users, rated_courses = _rated_codes(factors, rated)
+    rated_offsets = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rated_users, minlength=n_users), out=rated_offsets[1:])
+    order = np.argsort(rated_users, kind="stable")
+    rated_courses = rated_courses[order]
+    del rated_users, order
+    width = min(per_user, n_courses)
+    best = np.zeros((n_users, width), dtype=np.int64)
+    value = np.full((n_users, width), -np.inf)
+    step = max(1, SCORES_PER_CHUNK // max(n_courses, 1))
+    for u0 in range(0, n_users, step):
+        u1 = min(u0 + step, n_users)
+        scores = factors.users[u0:u1] @ factors.courses.T
+        np.clip(scores, min_rating, max_rating, out=scores)
+        r0, r1 = rated_offsets[u0], rated_offsets[u1]
+        scores[np.repeat(np.arange(u1 - u0), np.diff(rated_offsets[u0 : u1 + 1])), rated_courses[r0:r1]] = -np.inf
+        rows = np.arange(u1 - u0)
+        for place in range(width):  # argmax returns the first of equal scores: the lower course_id
+            chosen = scores.argmax(axis=1)
+            best[u0:u1, place] = chosen
+            value[u0:u1, place] = scores[rows, chosen]
+            scores[rows, chosen] = -np.inf
+    kept = value > -np.inf  # a user with fewer unrated courses than per_user gets fewer rows
+    user = np.repeat(np.arange(n_users), width).reshape(n_users, width)[kept]
+    return pd.DataFrame(
+        {
+            "user_id": factors.user_ids[user],
+            "course_id": factors.course_ids[best[kept]],
+            "rating": value[kept],
+            "rank": np.tile(np.arange(1, width + 1, dtype=np.int64), n_users).reshape(n_users, width)[kept],
+        }
+    )
+
+
+def _rated_codes(factors: Factors, rated: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Return the (user, course) positions among the factors of the rated rows whose user and course both have
+    factors."""
+    users, courses = int64_ids(rated["user_id"]), int64_ids(rated["course_id"])
+    both = rated[["user_id", "course_id"]].notna().all(axis=1).to_numpy()
+    user, course = positions(factors.user_ids, users), positions(factors.course_ids, courses)
+    known = both & (user >= 0) & (course >= 0)
+    return user[known], course[known]
+
+
+def with_fallback(recommendations: pd.DataFrame, factors: Factors, fallback: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Return the recommendations with the fallback's rows of the users that have no factors, sorted by user_id and
+    rank, and the number of those users."""
+    without = positions(factors.user_ids, fallback["user_id"].to_numpy(dtype="int64")) < 0
+    kept = fallback[without][["user_id", "course_id", "rating", "rank"]]
+    n_fallback = int(kept["user_id"].nunique())
+    if not n_fallback:
+        return recommendations, 0
+    kept = kept.astype({"user_id": "int64", "course_id": "int64", "rating": "float64", "rank": "int64"})
+    merged = pd.concat([recommendations, kept], ignore_index=True)
+    return merged.sort_values(["user_id", "rank"], kind="stable", ignore_index=True), n_fallback
