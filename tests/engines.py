@@ -82,14 +82,33 @@ def _arrow_type(name: str, values: pd.Series) -> pa.DataType:
     return pa.decimal128(digits + scale, scale)
 
 
-def _in_input_order(output: pd.DataFrame, inputs: pd.DataFrame) -> pd.DataFrame:
-    """Return the output's rows in the order their copies hold in the input (matched on the shared columns)."""
+def _places(output: pd.DataFrame, inputs: pd.DataFrame, taken: frozenset[int] = frozenset()) -> list[int]:
+    """Return the input place of each output row: the first free copy of it (matched on the shared columns)."""
     columns = [name for name in output.columns if name in inputs.columns]
     places: dict[tuple, list[int]] = defaultdict(list)
     for place, row in enumerate(inputs[columns].itertuples(index=False)):
-        places[tuple(map(_key, row))].append(place)
-    order = [places[tuple(map(_key, row))].pop(0) for row in output[columns].itertuples(index=False)]
-    return output.assign(_place=order).sort_values("_place").drop(columns="_place").reset_index(drop=True)
+        if place not in taken:
+            places[tuple(map(_key, row))].append(place)
+    return [places[tuple(map(_key, row))].pop(0) for row in output[columns].itertuples(index=False)]
+
+
+def _in_order(output: pd.DataFrame, places: list[int]) -> pd.DataFrame:
+    return output.assign(_place=places).sort_values("_place").drop(columns="_place").reset_index(drop=True)
+
+
+def _in_input_order(output: pd.DataFrame, inputs: pd.DataFrame) -> pd.DataFrame:
+    """Return the output's rows in the order their copies hold in the input (matched on the shared columns)."""
+    return _in_order(output, _places(output, inputs))
+
+
+def _split_in_input_order(
+    valid: pd.DataFrame, quarantined: pd.DataFrame, inputs: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return a validation's kept and set-aside rows in input order. The set-aside rows carry every input column, so
+    they take their own copies' places first: a kept rating then takes the place of the copy that was kept, not that
+    of an earlier copy it superseded (the kept rows lack the stamp that tells the copies apart)."""
+    set_aside = _places(quarantined, inputs)
+    return _in_order(valid, _places(valid, inputs, frozenset(set_aside))), _in_order(quarantined, set_aside)
 
 
 class SparkFrames:
@@ -133,7 +152,7 @@ class SparkRules(SparkFrames):
         valid, quarantined = self.rules.validate_ratings(
             self.spark(ratings), self.spark(pd.Series(course_ids, name="course_id")), min_rating, max_rating
         )
-        return _in_input_order(self.pandas(valid), ratings), _in_input_order(self.pandas(quarantined), ratings)
+        return _split_in_input_order(self.pandas(valid), self.pandas(quarantined), ratings)
 
     def average_course_ratings(self, ratings: pd.DataFrame) -> pd.DataFrame:
         averages = self.pandas(self.rules.average_course_ratings(self.spark(ratings)))
@@ -210,7 +229,7 @@ class SparkFilmRules(SparkFrames):
         valid, quarantined = self.rules.validate_film_ratings(
             self.spark(ratings), self.spark(pd.Series(film_ids, name="film_id")), min_rating, max_rating
         )
-        return _in_input_order(self.pandas(valid), ratings), _in_input_order(self.pandas(quarantined), ratings)
+        return _split_in_input_order(self.pandas(valid), self.pandas(quarantined), ratings)
 
     def average_film_ratings(self, ratings: pd.DataFrame) -> pd.DataFrame:
         averages = self.pandas(self.rules.average_film_ratings(self.spark(ratings)))
