@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from workflow import paths
 from workflow.devspark import jdbc
 from workflow.engines import spark_progress
 from workflow.engines.spark_settings import SparkSettings, check_java, check_master, settings
@@ -97,6 +98,8 @@ class SparkEngine:
         log.info("starting a Spark session on %s", chosen.master)
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("WARN")
+        if local:  # iterative jobs (ALS) cut their lineage there; a remote cluster's executors could not reach it
+            session.sparkContext.setCheckpointDir(str(paths.spark_dir() / "checkpoints"))
         log.info("Spark session %s: UI at %s", session.sparkContext.applicationId, session.sparkContext.uiWebUrl)
         return session
 
