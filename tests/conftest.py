@@ -97,7 +97,7 @@ def empty(databases: Databases) -> Databases:
     databases.query(
         databases.warehouse,
         "DROP VIEW IF EXISTS recommendations; DROP TABLE IF EXISTS daily_recommendations, "
-        "recommendation_loads, courses; DROP TABLE IF EXISTS workflow.task_runs",
+        "recommendation_loads, recommendation_quality, courses; DROP TABLE IF EXISTS workflow.task_runs",
     )
     for dated in [*databases.output.glob("20*"), databases.output / "history-pending", databases.output / "lineage"]:
         shutil.rmtree(dated, ignore_errors=True)

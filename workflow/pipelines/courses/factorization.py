@@ -50,7 +50,7 @@ class _Grouped:
 
 
 def fit(ratings: pd.DataFrame, *, rank: int, regularization: float, iterations: int, seed: int) -> Factors:
-    """Return the factors that `iterations` sweeps of alternating least squares (users, then courses) give the ratings.
+    """Return the factors that `iterations` sweeps of alternating least squares (courses, then users, as Spark's) give the ratings.
 
     Both sides start from seeded random unit vectors, as Spark's do. A repeated (user, course) row counts as
     another observation. Same ratings in the same order and seed: the same factors, to the bit.
@@ -64,9 +64,9 @@ def fit(ratings: pd.DataFrame, *, rank: int, regularization: float, iterations: 
     del user, course, rating
     rng = np.random.default_rng(seed)
     users, courses = _unit_rows(rng, len(user_ids), rank), _unit_rows(rng, len(course_ids), rank)
-    for _ in range(iterations):
-        users = _solve_side(by_user, courses, regularization)
+    for _ in range(iterations):  # courses, then users, as Spark sweeps
         courses = _solve_side(by_course, users, regularization)
+        users = _solve_side(by_user, courses, regularization)
     return Factors(user_ids, course_ids, users, courses)
 
 
