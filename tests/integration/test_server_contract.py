@@ -128,7 +128,8 @@ def test_runs_show_loaded_failed_partial_and_missing_dates_with_their_figures(se
         assert (day["invalid_share"], day["duration_s"]) == (load["invalid_share"], load["duration_s"])
         assert dt.datetime.fromisoformat(day["loaded_at"]) == dt.datetime.fromisoformat(load["loaded_at"])
         assert day["set_aside"] == expected["set_aside"] and sum(day["set_aside"].values()) >= 3
-        assert day["runs"] == expected["runs"] == 8 and day["engine"] == "pandas"
+        # The 7 steps and the load, then the evaluation and its load.
+        assert day["runs"] == expected["runs"] == 10 and day["engine"] == "pandas"
         assert day["failed_task"] is None and day["error"] is None
     assert dates[f"{YESTERDAY}"]["due_by"] == f"{NOW.date()}T03:00:00+00:00"
 

@@ -28,7 +28,7 @@ LOAD_COLUMNS = {
     "partial": "partial",
 }
 # A load row's columns that count something other than its rows (the rows are its other n_* column).
-NOT_ROWS = ("n_invalid", "n_users")
+NOT_ROWS = ("n_invalid", "n_users", "n_fallback")
 NO_FILM_PIPELINE = "no film pipeline loaded (store.film does not exist)"
 
 

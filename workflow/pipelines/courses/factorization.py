@@ -50,7 +50,8 @@ class _Grouped:
 
 
 def fit(ratings: pd.DataFrame, *, rank: int, regularization: float, iterations: int, seed: int) -> Factors:
-    """Return the factors that `iterations` sweeps of alternating least squares (courses, then users, as Spark's) give the ratings.
+    """Return the factors that `iterations` sweeps of alternating least squares give the ratings (courses, then
+    users, as Spark sweeps).
 
     Both sides start from seeded random unit vectors, as Spark's do. A repeated (user, course) row counts as
     another observation. Same ratings in the same order and seed: the same factors, to the bit.
