@@ -200,6 +200,8 @@ def test_daily_pipelines_runs_both_pipelines_for_a_date(films: Databases) -> Non
     from workflow.daily import DailyPipelines  # noqa: PLC0415
 
     task = DailyPipelines(date=DAY)
-    assert [type(required).__name__ for required in task.requires()] == ["RecommendationsTask", "FilmsTask"]
+    assert [type(required).__name__ for required in task.requires()] == [
+        "RecommendationsTask", "RecommendationQualityTask", "FilmsTask"
+    ]  # fmt: skip
     build()
     assert DailyPipelines.bulk_complete([DAY]) == []  # the courses pipeline has not loaded it
