@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from conftest import REPO, Databases, empty, headless_chromium
 from sqlalchemy.engine import make_url
-from test_server import Server, free_port, reader_existed, start_server
+from test_server import Server, serving
 from test_workflow import COURSES, RATINGS
 
 from workflow.daily import DailyPipelines
@@ -59,19 +59,8 @@ def operations(databases: Databases) -> Iterator[Server]:
     databases.query(databases.source, "ALTER TABLE rating RENAME TO rating_moved")
     assert not luigi.build([DailyPipelines(date=YESTERDAY)], local_scheduler=True, workers=2)
     databases.query(databases.source, "ALTER TABLE rating_moved RENAME TO rating")
-    existed = reader_existed(databases)
-    port = free_port()
-    log = databases.output / f"server-{port}.log"
-    process = start_server(log, port)
-    try:
-        yield Server(f"http://127.0.0.1:{port}", log, databases)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if not existed and not os.environ.get("SERVER_DATABASE_URL"):
-            databases.query(
-                databases.warehouse, "DROP OWNED BY recommendations_reader; DROP ROLE recommendations_reader"
-            )
+    with serving(databases) as server:
+        yield server
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,6 +155,13 @@ def server(databases: Databases) -> Iterator[Server]:
                    "--local-scheduler"]  # fmt: skip
         run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
         assert run.returncode == 0, run.stderr[-3000:]
+    with serving(databases) as server:
+        yield server
+
+
+@contextmanager
+def serving(databases: Databases) -> Iterator[Server]:
+    """Start the server on the databases for the block, then stop it and leave the reader role as it was."""
     existed = reader_existed(databases)
     port = free_port()
     log = databases.output / f"server-{port}.log"
