@@ -58,7 +58,7 @@ def first_broken_rule(
 def expected_validate(
     rows: list[Row], course_ids: set[int], low: float, high: float, unknown: str = "unknown_course"
 ) -> tuple[list[Row], list[Row]]:
-    """Return the valid (user, course, rating) rows, and each other row with its reason, both in input order.
+    """Return the valid (user, course, rating[, rated_at]) rows, and each other row with its reason, in input order.
 
     Rows are (user, course, rating), or (user, course, rating, rated_at) when the extract has timestamps;
     a rating of an item not in course_ids is set aside as `unknown`.
@@ -80,16 +80,17 @@ def expected_validate(
             elif not stamped or stamps.count(row[3]) > 1:
                 reason = "duplicate_pair"
         if reason is None:
-            valid.append((row[0], row[1], float(row[2])))
+            valid.append((row[0], row[1], float(row[2]), *row[3:4]))  # the stamp stays with a valid rating
         else:
             quarantined.append((*(None if is_missing(v) else v for v in row), reason))
     return valid, quarantined
 
 
 def expected_averages(valid: list[Row]) -> list[Row]:
-    """Return (item, mean rating, number of ratings) of each item of the valid (user, item, rating) rows, by item."""
+    """Return (item, mean rating, number of ratings) of each item of the valid (user, item, rating[, rated_at]) rows,
+    by item."""
     ratings: dict[int, list[float]] = defaultdict(list)
-    for _, item, rating in valid:
+    for _, item, rating, *_ in valid:
         ratings[item].append(rating)
     return [(item, sum(values) / len(values), len(values)) for item, values in sorted(ratings.items())]
 
@@ -121,7 +122,7 @@ def expected_top(
     sums: dict[int, float] = defaultdict(float)
     counts: Counter[int] = Counter()
     rated_validly: dict[int, set[int]] = defaultdict(set)
-    for user, course, rating in valid:
+    for user, course, rating, *_ in valid:
         sums[course] += rating
         counts[course] += 1
         rated_validly[user].add(course)

@@ -17,8 +17,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import REPO, SHARED, Databases
-from engines import require_spark
+from conftest import REPO, SHARED, Databases, frame
+from engines import ENGINES, require_spark
+
+from workflow import config
+from workflow.pipelines.courses import demo
+from workflow.pipelines.courses import quality as quality_rules
 
 DAY = dt.date(2026, 11, 24)
 LUIGI = str(Path(sys.executable).with_name("luigi"))
@@ -206,3 +210,32 @@ def test_factorization_on_movielens_half_stars_with_stamps_on_both_engines(clean
     luigi_run("RecommendationQualityTask", engine="spark", settings=scale)
     check_als_load(clean, 0.5, 5)
     same_quality(figures, check_quality(clean, source_ratings(clean)))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_on_stamped_ratings_each_users_newest_valid_rating_is_the_one_held_out(clean: Databases, engine: str) -> None:
+    # Each user's newest valid rating is a 5 and the older ones 2s (an invalid 5 is newer still): held out by stamp,
+    # every held-out rating is relevant (4 or more). The seeded hash, the pick without stamps, takes an older 2 for
+    # some users, so the figures tell the two apart.
+    if engine == "spark":
+        require_spark()
+    stamp = pd.Timestamp(f"{DAY} 09:00", tz="UTC")
+    courses = frame(
+        [(c, f"C{c}", f"about {c}", "python" if c <= 5 else "r") for c in range(1, 9)],
+        "course_id title description programming_language",
+    )
+    rows = []
+    for user in range(1, 9):
+        rated = [(user + k) % 8 + 1 for k in range(4)]  # the user's four courses, the last one rated last
+        for k, course in enumerate(rated):
+            rows.append((user, course, 2.0 if k < 3 else 5.0, stamp - pd.Timedelta(hours=4 - k)))
+        rows.append((user, rated[0], 9.0, stamp))  # newest of all, but out of range: not a valid rating
+    ratings = frame(rows, "user_id course_id rating rated_at")
+    valid = ratings[ratings["rating"] <= 5]
+    by_hash = valid[quality_rules.held_out_mask(valid.drop(columns="rated_at"), config.recommender().seed)]
+    assert (by_hash["rating"] < 4).sum() >= 2  # the hash alone would hold out an older rating of some users
+    demo.replace_source_tables(clean.source, courses, ratings.astype({"user_id": "Int64", "course_id": "Int64"}))
+    luigi_run("RecommendationQualityTask", engine=engine)
+    figures = quality(clean)
+    assert list(figures.index) == ["language_rule", "als"]
+    assert (figures[["n_users", "n_held_out", "n_relevant"]] == 8).all().all()  # every user's newest rating, a 5

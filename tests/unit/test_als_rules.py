@@ -125,6 +125,24 @@ def test_the_most_recent_rating_is_held_out_ties_to_the_higher_course_and_unstam
     assert held.values.tolist() == [[1, 2, 4.0], [2, 3, 4.0], [4, 1, 2.0]]
 
 
+def test_the_valid_ratings_keep_their_stamps_so_the_newest_valid_one_is_held_out_not_the_hashs_pick(
+    rules: Rules,
+) -> None:
+    extract = frame(
+        [
+            (1, 1, 5.0, T1), (1, 2, 4.0, T3), (1, 3, 2.0, T2),  # course 2 is the newest
+            (2, 1, 3.0, T1), (2, 2, 4.0, T2), (2, 3, 5.0, T3), (2, 3, 1.0, T1),  # course 3's later copy counts
+            (3, 1, 9.0, T3), (3, 2, 4.0, T1), (3, 3, 2.0, T2),  # the newest breaks a rule: course 3
+        ],
+        "user_id course_id rating rated_at",
+    )  # fmt: skip
+    valid, _ = rules.validate_ratings(extract, pd.Series([1, 2, 3]), min_rating=1, max_rating=5)
+    held = rules.held_out_ratings(valid, seed=42)
+    assert held.values.tolist() == [[1, 2, 4.0], [2, 3, 5.0], [3, 3, 2.0]]
+    by_hash = rules.held_out_ratings(valid.drop(columns="rated_at"), seed=42)
+    assert by_hash["course_id"].tolist() != held["course_id"].tolist()  # the hash would have picked others
+
+
 def test_without_stamps_the_seeded_hash_picks_the_held_out_rating_on_both_engines(rules: Rules) -> None:
     ids = [(HIGH, LOW), (HIGH, 7), (HIGH, -3), (-1, 5), (-1, 6), (-1, 2**40), (5, 1), (5, 2), (5, 3), (6, 1)]
     ratings = frame([(u, c, 3.0) for u, c in ids], "user_id course_id rating")

@@ -178,7 +178,7 @@ def test_film_ratings_follow_the_course_rating_rules(film_rules: FilmRules) -> N
         "customer_id film_id rating rated_at",
     )  # fmt: skip
     valid, quarantined = film_rules.validate_film_ratings(ratings, pd.Series([10, 20]), 1, 5)
-    assert valid.values.tolist() == [[1, 10, 5.0], [5, 20, 2.0]]
+    assert valid.values.tolist() == [[1, 10, 5.0, stamp], [5, 20, 2.0, stamp]]
     assert quarantined["reason"].tolist() == [
         "superseded", "duplicate_pair", "duplicate_pair", "rating_out_of_range", "unknown_film", "missing_value",
         "missing_timestamp",

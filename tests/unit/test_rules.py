@@ -295,7 +295,7 @@ def test_the_latest_copy_of_a_re_rated_pair_is_the_rating_and_older_copies_are_s
         "user_id course_id rating rated_at",
     )  # fmt: skip
     valid, quarantined = rules.validate_ratings(ratings, pd.Series([10, 11]), min_rating=1, max_rating=5)
-    assert_rows(valid, [(1, 10, 4.0), (2, 10, 3.0), (3, 11, 1.0)], "user_id course_id rating")
+    assert_rows(valid, [(1, 10, 4.0, T3), (2, 10, 3.0, T1), (3, 11, 1.0, T2)], "user_id course_id rating rated_at")
     assert_rows(
         quarantined,
         [(1, 10, 2.0, T1, "superseded"), (1, 10, 5.0, T2, "superseded"), (2, 10, 9.0, T3, "rating_out_of_range")],
@@ -326,7 +326,9 @@ def test_a_row_without_a_stamp_is_set_aside_as_missing_timestamp_and_still_count
         "user_id course_id rating rated_at",
     )  # fmt: skip
     valid, quarantined = rules.validate_ratings(extract, COURSES["course_id"], min_rating=1, max_rating=5)
-    assert_rows(valid, [(1, 1, 4.0), (1, 2, 4.0), (2, 3, 5.0), (2, 8, 4.5)], "user_id course_id rating")
+    assert_rows(
+        valid, [(1, 1, 4.0, T1), (1, 2, 4.0, T1), (2, 3, 5.0, T2), (2, 8, 4.5, T2)], "user_id course_id rating rated_at"
+    )
     assert quarantined["reason"].tolist() == ["missing_timestamp", "missing_value", "missing_timestamp"]
     assert_rows(
         recommend(rules, extract, COURSES),

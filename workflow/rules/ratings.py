@@ -49,7 +49,8 @@ def validate_ratings(
     max_rating: float,
     roles: RatingRoles,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return the valid ratings, and the others with the first rule they break as `reason`.
+    """Return the valid ratings (with their `rated_at` when the frame has it), and the others with the first rule
+    they break as `reason`.
 
     The rules, checked in this order: user, item and rating are present (NaN counts as missing;
     `missing_value`); `rated_at` is present when the frame has that column (`missing_timestamp`);
@@ -97,7 +98,7 @@ def validate_ratings(
             ("superseded", superseded),
             ("duplicate_pair", duplicate),
         ],
-        kept_columns=columns,
+        kept_columns=columns + [rated_at] * stamped,  # the stamp tells the evaluation which rating is newest
     )
     valid = valid.astype({user: "int64", item: "int64", "rating": "float64"})
     return valid.reset_index(drop=True), quarantined

@@ -31,7 +31,8 @@ def validate_ratings(
     max_rating: float,
     roles: RatingRoles,
 ) -> tuple[DataFrame, DataFrame]:
-    """Return the valid ratings, and the others with the first rule they break as `reason` (rules.ratings' rules).
+    """Return the valid ratings (with their `rated_at` when the frame has it), and the others with the first rule
+    they break as `reason` (rules.ratings' rules).
 
     `item_ids` is a one-column frame of the known items.
     """
@@ -79,10 +80,10 @@ def validate_ratings(
     )  # fmt: skip
     quarantined = quarantined.persist(StorageLevel.DISK_ONLY)
     repeated = quarantined.where(F.col("_repeated")).select(*keys)
-    valid = (
+    valid = (  # with rated_at (keys[2:]) when stamped: the evaluation holds out each user's newest rating
         rows.where(passes)
         .join(repeated, keys, "left_anti")
-        .select(F.col(user).cast("long"), F.col(item).cast("long"), rating.cast("double"))
+        .select(F.col(user).cast("long"), F.col(item).cast("long"), rating.cast("double"), *keys[2:])
     )
     return valid, quarantined.drop("_repeated")
 

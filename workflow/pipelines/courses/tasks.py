@@ -105,7 +105,7 @@ class AverageCourseRatings(CoursesStep):
         return self.clone(ValidRatings)
 
     def run(self) -> None:
-        self.write(self.rules.average_course_ratings(self.read(self.requires())))
+        self.write(self.rules.average_course_ratings(self.read(self.requires(), ["course_id", "rating"])))
 
 
 class CoursesToRecommend(CoursesStep):
