@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from case_study import BASELINE_TABLE, baseline_clean_courses
+from duckdb_peer import PEER_TABLE
 
 from workflow import databases
 from workflow.io import postgres
@@ -123,3 +124,16 @@ def agreement_lines(agreement: Agreement | None) -> list[str]:
         f"last place, {len(agreement.differ_other):,} neither{' (e.g. users ' if agreement.differ_other else ''}"
         f"{', '.join(map(str, agreement.differ_other[:5]))}{')' if agreement.differ_other else ''}",
     ]
+
+
+def peer_agreement_line(date: dt.date) -> str:
+    """Return the line that says whether the DuckDB peer's rows are ours, row for row (user, course, rating, rank)."""
+    with postgres.connect(databases.warehouse_url()) as connection:
+        query = "SELECT user_id, course_id, rating, rank FROM daily_recommendations WHERE recommendation_date = :d"
+        ours = pd.read_sql(sa.text(query), connection, params={"d": date})
+        theirs = pd.read_sql(sa.text(f"SELECT user_id, course_id, rating, rank FROM {PEER_TABLE}"), connection)
+    key = ["user_id", "rank"]
+    ours = ours.astype({"rank": "int64"}).sort_values(key, ignore_index=True)
+    theirs = theirs.astype({"rank": "int64"}).sort_values(key, ignore_index=True)
+    same = len(ours) == len(theirs) and ours.equals(theirs)
+    return f"DuckDB peer's rows identical to ours: {'yes' if same else 'NO'} ({len(theirs):,} rows, ours {len(ours):,})"

@@ -47,11 +47,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb_peer
 import engine_runs
 import luigi
 import pandas as pd
+import pyarrow.parquet as pq
 import sqlalchemy as sa
-from agreement import Agreement, agreement_lines, compare
+from agreement import Agreement, agreement_lines, compare, peer_agreement_line
 from case_study import baseline_clean_courses, baseline_extract, baseline_load, baseline_transform
 from measure import TreePeak
 
@@ -197,6 +199,49 @@ def child_baseline_load(args: argparse.Namespace) -> dict:
     return {"seconds": timed(lambda: baseline_load(databases.warehouse_url(), recommendations))}
 
 
+def peer_settings() -> duckdb_peer.Settings:
+    """Return the project's rule settings as the DuckDB peer takes them."""
+    rules = config.rules()
+    return duckdb_peer.Settings(rules.language_fill, rules.min_rating, rules.max_rating, rules.recommendations_per_user)
+
+
+def child_peer_total(args: argparse.Namespace) -> dict:
+    """Run the whole DuckDB peer in one process."""
+
+    def work() -> None:
+        courses, ratings = duckdb_peer.extract(databases.url_of(COURSES_PIPELINE.source), args.date)
+        duckdb_peer.load(databases.warehouse_url(), duckdb_peer.transform(courses, ratings, peer_settings()))
+
+    return {"seconds": timed(work)}
+
+
+def child_peer_extract(args: argparse.Namespace) -> dict:
+    """Run the peer's extract and hand its tables over as parquet."""
+    start = time.perf_counter()
+    courses, ratings = duckdb_peer.extract(databases.url_of(COURSES_PIPELINE.source), args.date)
+    seconds = time.perf_counter() - start
+    pq.write_table(courses, args.workdir / "peer_courses.parquet")
+    pq.write_table(ratings, args.workdir / "peer_ratings.parquet")
+    return {"seconds": seconds}
+
+
+def child_peer_transform(args: argparse.Namespace) -> dict:
+    """Run the peer's transform on the handed-over tables and hand its result over as parquet."""
+    courses = pq.read_table(args.workdir / "peer_courses.parquet")
+    ratings = pq.read_table(args.workdir / "peer_ratings.parquet")
+    start = time.perf_counter()
+    recommendations = duckdb_peer.transform(courses, ratings, peer_settings())
+    seconds = time.perf_counter() - start
+    pq.write_table(recommendations, args.workdir / "peer_recommendations.parquet")
+    return {"seconds": seconds}
+
+
+def child_peer_load(args: argparse.Namespace) -> dict:
+    """Run the peer's load of the handed-over recommendations."""
+    recommendations = pq.read_table(args.workdir / "peer_recommendations.parquet")
+    return {"seconds": timed(lambda: duckdb_peer.load(databases.warehouse_url(), recommendations))}
+
+
 CHILDREN: dict[str, Callable[[argparse.Namespace], dict]] = {
     "generate": child_generate,
     **{f"ours-{stage}": functools.partial(child_ours, stage) for stage in (*STAGES, "total")},
@@ -204,6 +249,10 @@ CHILDREN: dict[str, Callable[[argparse.Namespace], dict]] = {
     "baseline-extract": child_baseline_extract,
     "baseline-transform": child_baseline_transform,
     "baseline-load": child_baseline_load,
+    "peer-total": child_peer_total,
+    "peer-extract": child_peer_extract,
+    "peer-transform": child_peer_transform,
+    "peer-load": child_peer_load,
 }
 
 
@@ -285,11 +334,16 @@ def measure(name: str, args: argparse.Namespace, workdir: Path, samples: dict[st
     say(f"{name}: {result['seconds']:.2f} s, peak {peak_mb:.0f} MB{spill}")
 
 
-def run_repeat(args: argparse.Namespace, workdir: Path, samples: dict[str, list[Sample]], baseline: bool) -> None:
-    """Measure our graph and its stages, then the baseline and its stages, once."""
+def run_repeat(
+    args: argparse.Namespace, workdir: Path, samples: dict[str, list[Sample]], baseline: bool, peer: bool = False
+) -> None:
+    """Measure our graph and its stages, then the DuckDB peer's and the baseline's, once."""
     for stage in ("total", *STAGES):
         forget_stage(stage, args.date)
         measure(f"ours-{stage}", args, workdir, samples)
+    if peer:
+        for stage in ("total", *STAGES):
+            measure(f"peer-{stage}", args, workdir, samples)
     if baseline:
         for stage in ("total", *STAGES):
             measure(f"baseline-{stage}", args, workdir, samples)
@@ -376,8 +430,9 @@ def report(
     noop: list[Sample],
     skip_reason: str | None,
     agreement: Agreement | None,
+    peer_line: str = "",
 ) -> None:
-    """Print the table and the agreement lines on stdout."""
+    """Print the table and the agreement lines on stdout, then the table against the DuckDB peer."""
     rows = [
         (stage, median_sample(samples[f"ours-{stage}"]), median_sample(samples.get(f"baseline-{stage}")))
         for stage in (*STAGES, "total")
@@ -392,6 +447,14 @@ def report(
     else:
         print("no-op rerun, baseline: n/a (the case study has no completeness check: a rerun repeats its total)")
     print("\n".join(agreement_lines(agreement)))
+    if samples.get("peer-total"):
+        peer_rows = [
+            (stage, median_sample(samples[f"ours-{stage}"]), median_sample(samples.get(f"peer-{stage}")))
+            for stage in (*STAGES, "total")
+        ]
+        print("\nagainst the DuckDB peer (benchmarks/duckdb_peer.py):")
+        print(table(peer_rows, "n/a").replace("baseline", "duckdb"))
+        print(peer_line)
 
 
 # --- the command line ---------------------------------------------------------------------------------------
@@ -430,10 +493,11 @@ def run_benchmark(args: argparse.Namespace) -> None:
         samples: dict[str, list[Sample]] = {}
         for repeat in range(args.repeat):
             say(f"repeat {repeat + 1} of {args.repeat}")
-            run_repeat(args, workdir, samples, baseline=skip_reason is None)
+            run_repeat(args, workdir, samples, baseline=skip_reason is None, peer=args.engine == "pandas")
         environment = engine_runs.environment(args.engine, workdir)
         noop = [noop_rerun(args.date, environment) for _ in range(max(NOOP_RUNS, args.repeat))]
         agreement = None if skip_reason else compare(args.date, config.rules().recommendations_per_user)
+        peer_line = peer_agreement_line(args.date) if args.engine == "pandas" else ""
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     engine = args.engine
@@ -444,7 +508,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
         f"{data['ratings']:,} ratings, {data['users']:,} users, {data['courses']:,} courses; date {args.date}; "
         f"engine {engine}; workers {args.workers}; medians of {args.repeat} run(s), no-op rerun of {len(noop)}"
     )
-    report(samples, noop, skip_reason, agreement)
+    report(samples, noop, skip_reason, agreement, peer_line)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
