@@ -91,7 +91,8 @@ class DuckRules:
         }
         views = ["first_rule", "repeated_pairs", "pair_verdicts", "checked_ratings"]
         bounds = {"min_rating": min_rating, "max_rating": max_rating}
-        query = "SELECT user_id, course_id, rating FROM checked_ratings WHERE reason IS NULL ORDER BY row_"
+        kept = "user_id, course_id, rating" + (", rated_at" if "rated_at" in ratings.columns else "")  # as pandas
+        query = f"SELECT {kept} FROM checked_ratings WHERE reason IS NULL ORDER BY row_"
         valid = self.run(inputs, views, query, **bounds)
         query = "SELECT * EXCLUDE (row_) FROM checked_ratings WHERE reason IS NOT NULL ORDER BY row_"
         return valid.astype({"user_id": "int64", "course_id": "int64", "rating": "float64"}), self.run(
