@@ -401,9 +401,10 @@ def aligned(lines: list[tuple[str, ...]], left: int = 1) -> str:
     )
 
 
-def table(rows: list[tuple[str, Sample | None, Sample | None]], missing: str) -> str:
-    """Return the results table: one row per stage, ours and the baseline side by side with their ratios."""
-    header = ("stage", "ours s", "ours peak MB", "baseline s", "baseline peak MB", "ratio s", "ratio MB")
+def table(rows: list[tuple[str, Sample | None, Sample | None]], missing: str, other: str = "baseline") -> str:
+    """Return the results table: one row per stage, ours and the other (the baseline) side by side with their
+    ratios."""
+    header = ("stage", "ours s", "ours peak MB", f"{other} s", f"{other} peak MB", "ratio s", "ratio MB")
     lines = [header]
     for name, ours, theirs in rows:
         cells = [name, f"{ours.seconds:.2f}", f"{ours.peak_mb:.0f}"]
@@ -425,6 +426,14 @@ def spark_table(rows: list[tuple[str, Sample]]) -> str:
     return aligned(lines)
 
 
+def stage_rows(samples: dict[str, list[Sample]], other: str) -> list[tuple[str, Sample, Sample | None]]:
+    """Return each stage's median sample of ours beside the other's (`baseline` or `peer`), the total last."""
+    return [
+        (stage, median_sample(samples[f"ours-{stage}"]), median_sample(samples.get(f"{other}-{stage}")))
+        for stage in (*STAGES, "total")
+    ]
+
+
 def report(
     samples: dict[str, list[Sample]],
     noop: list[Sample],
@@ -433,10 +442,7 @@ def report(
     peer_line: str = "",
 ) -> None:
     """Print the table and the agreement lines on stdout, then the table against the DuckDB peer."""
-    rows = [
-        (stage, median_sample(samples[f"ours-{stage}"]), median_sample(samples.get(f"baseline-{stage}")))
-        for stage in (*STAGES, "total")
-    ]
+    rows = stage_rows(samples, "baseline")
     rows.append(("no-op rerun", median_sample(noop), None))
     if skip_reason == SPARK_SKIP:
         print(spark_table([(name, ours) for name, ours, _ in rows]))
@@ -448,12 +454,8 @@ def report(
         print("no-op rerun, baseline: n/a (the case study has no completeness check: a rerun repeats its total)")
     print("\n".join(agreement_lines(agreement)))
     if samples.get("peer-total"):
-        peer_rows = [
-            (stage, median_sample(samples[f"ours-{stage}"]), median_sample(samples.get(f"peer-{stage}")))
-            for stage in (*STAGES, "total")
-        ]
         print("\nagainst the DuckDB peer (benchmarks/duckdb_peer.py):")
-        print(table(peer_rows, "n/a").replace("baseline", "duckdb"))
+        print(table(stage_rows(samples, "peer"), "n/a", other="duckdb"))
         print(peer_line)
 
 
