@@ -19,7 +19,7 @@ from workflow import databases
 from workflow.errors import WorkflowError
 from workflow.freshness import Failure
 from workflow.io import files
-from workflow.io.postgres import ONE_ATTEMPT, connect, read_sql
+from workflow.io.postgres import ONE_ATTEMPT, connect, kept, read_sql
 from workflow.io.urls import safe_url
 from workflow.paths import output_dir
 
@@ -55,7 +55,7 @@ def record(run: dict[str, Any]) -> None:
         return
     waiting = sorted(pending_dir().glob("*.json"))
     try:
-        with connect(url, ONE_ATTEMPT) as connection:
+        with kept(url, ONE_ATTEMPT) as connection:
             prepare(connection)
             insert(connection, [run])
             insert(connection, [json.loads(path.read_text()) for path in waiting], from_file=True)
