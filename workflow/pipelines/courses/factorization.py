@@ -4,9 +4,10 @@ Each user's factors solve (Y^T Y + regularization * n_u * I) x = Y^T r over the 
 (n_u ratings), and each course's the same over its raters' factors: no biases, no centring. Ratings are kept twice,
 grouped by user and grouped by course, keys ordered by their number of ratings, so that the keys with n ratings
 each are one slice of n-row blocks: their factors are gathered as one keys x n x rank array, and one batched
-matmul and one batched solve give their normal equations and factors. A batch holds at most FACTORS_PER_BATCH
-float64s of factors (and of normal matrices); a key whose rows alone exceed that is summed a chunk at a time, so
-memory follows the batch, not ratings x rank.
+matmul and one batched solve give their normal equations and factors (a key with one rating needs no solve: its
+factors are f r / (f.f + regularization)). A batch holds at most FACTORS_PER_BATCH float64s of factors (and of
+normal matrices); a key whose rows alone exceed that is summed a chunk at a time, so memory follows the batch,
+not ratings x rank.
 """
 
 from __future__ import annotations
@@ -121,6 +122,15 @@ def _solve_side(grouped: _Grouped, other_factors: np.ndarray, regularization: fl
                 normal[diagonal, diagonal] += regularization * n
                 solved[key] = np.linalg.solve(normal, rhs)
                 row += n
+            continue
+        if n == 1:  # (f f^T + regularization I) x = f r has the solution f r / (f.f + regularization)
+            for b0 in range(k0, k1, FACTORS_PER_BATCH // rank):
+                b1 = min(b0 + FACTORS_PER_BATCH // rank, k1)
+                end = row + b1 - b0
+                factors = other_factors[grouped.other[row:end]]
+                scale = grouped.rating[row:end] / (np.einsum("ij,ij->i", factors, factors) + regularization)
+                solved[grouped.keys[b0:b1]] = factors * scale[:, None]
+                row = end
             continue
         step = max(1, FACTORS_PER_BATCH // (rank * max(n, rank)))  # keys per batch: factors and normals bounded
         for b0 in range(k0, k1, step):
