@@ -2,9 +2,12 @@
 
 Each user's factors solve (Y^T Y + regularization * n_u * I) x = Y^T r over the factors Y of the courses they rated
 (n_u ratings), and each course's the same over its raters' factors: no biases, no centring. Ratings are kept twice,
-grouped by user and grouped by course, so that one user's (course's) rows are one slice; the normal equations of a
-slice are summed with np.add.reduceat, a few thousand rows at a time, so memory follows the chunk, not
-ratings x rank x rank.
+grouped by user and grouped by course, keys ordered by their number of ratings, so that the keys with n ratings
+each are one slice of n-row blocks: their factors are gathered as one keys x n x rank array, and one batched
+matmul and one batched solve give their normal equations and factors (a key with one rating needs no solve: its
+factors are f r / (f.f + regularization)). A batch holds at most FACTORS_PER_BATCH float64s of factors (and of
+normal matrices); a key whose rows alone exceed that is summed a chunk at a time, so memory follows the batch,
+not ratings x rank.
 """
 
 from __future__ import annotations
@@ -16,8 +19,7 @@ import pandas as pd
 
 from workflow.rules.ids import codes, int64_ids, positions
 
-ROWS_PER_CHUNK = 1 << 15  # ratings whose normal equations are summed at once: 55 float64 columns stay in cache
-KEYS_PER_BLOCK = 1 << 16  # users (courses) whose equations are held and solved at once: 55 x 65,536 float64
+FACTORS_PER_BATCH = 1 << 20  # float64s of gathered factors (and of normal matrices) held at once: 8 MB
 SCORES_PER_CHUNK = 1 << 22  # predicted ratings (users x courses) scored at once: 32 MB of float64
 
 
@@ -41,12 +43,15 @@ class Factors:
 
 @dataclass(frozen=True)
 class _Grouped:
-    """Ratings grouped by one side (users or courses): the other side's code and the rating of each row, and where
-    each key's rows start (offsets[k]:offsets[k + 1])."""
+    """Ratings grouped by one side (users or courses), its keys ordered by their number of ratings (then by key):
+    the keys in that order, the other side's code and the rating of each row (one key's rows together, in their
+    input order), and where each run of keys with the same number of ratings starts (in keys) and how many each has."""
 
-    offsets: np.ndarray
+    keys: np.ndarray
     other: np.ndarray
     rating: np.ndarray
+    run_starts: np.ndarray  # keys[run_starts[i]:run_starts[i + 1]] have run_counts[i] ratings each
+    run_counts: np.ndarray
 
 
 def fit(ratings: pd.DataFrame, *, rank: int, regularization: float, iterations: int, seed: int) -> Factors:
@@ -80,11 +85,15 @@ def _dense_codes(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _grouped(key: np.ndarray, other: np.ndarray, rating: np.ndarray, n_keys: int) -> _Grouped:
-    """Return the ratings grouped by key, rows of one key in their input order."""
-    order = np.argsort(key, kind="stable")
-    offsets = np.zeros(n_keys + 1, dtype=np.int64)
-    np.cumsum(np.bincount(key, minlength=n_keys), out=offsets[1:])
-    return _Grouped(offsets, other[order], rating[order])
+    """Return the ratings grouped by key, keys ordered by their number of ratings, rows of one key in input order."""
+    counts = np.bincount(key, minlength=n_keys)
+    keys = np.argsort(counts, kind="stable")
+    place = np.empty(n_keys, dtype=np.int64)
+    place[keys] = np.arange(n_keys)
+    order = np.argsort(place[key], kind="stable")
+    sorted_counts = counts[keys]
+    run_starts = np.flatnonzero(np.diff(sorted_counts, prepend=-1))
+    return _Grouped(keys, other[order], rating[order], np.append(run_starts, n_keys), sorted_counts[run_starts])
 
 
 def _unit_rows(rng: np.random.Generator, n: int, rank: int) -> np.ndarray:
@@ -96,34 +105,44 @@ def _unit_rows(rng: np.random.Generator, n: int, rank: int) -> np.ndarray:
 
 def _solve_side(grouped: _Grouped, other_factors: np.ndarray, regularization: float) -> np.ndarray:
     """Return each key's least-squares factors given the other side's, with weighted-lambda regularization."""
-    n_keys, rank = len(grouped.offsets) - 1, other_factors.shape[1]
-    rows, columns = np.triu_indices(rank)  # the normal matrix is symmetric: its upper triangle is summed
-    transposed = np.ascontiguousarray(other_factors.T)  # a factor component is a contiguous row: fast to take
-    solved = np.empty((n_keys, rank))
-    product = np.empty(ROWS_PER_CHUNK)
-    for k0 in range(0, n_keys, KEYS_PER_BLOCK):
-        k1 = min(k0 + KEYS_PER_BLOCK, n_keys)
-        gram, rhs = np.zeros((len(rows), k1 - k0)), np.zeros((rank, k1 - k0))
-        offsets = grouped.offsets[k0 : k1 + 1]
-        for c0 in range(int(offsets[0]), int(offsets[-1]), ROWS_PER_CHUNK):
-            c1 = min(c0 + ROWS_PER_CHUNK, int(offsets[-1]))
-            # The keys whose rows meet the chunk, and where each starts in it (a key may continue from the last one).
-            first, end = np.searchsorted(offsets, c0, "right") - 1, np.searchsorted(offsets, c1, "left")
-            starts = np.maximum(offsets[first:end], c0) - c0
-            factors = np.take(transposed, grouped.other[c0:c1], axis=1)
-            part = product[: c1 - c0]
-            for entry, (a, b) in enumerate(zip(rows, columns, strict=True)):
-                np.multiply(factors[a], factors[b], out=part)
-                gram[entry, first:end] += np.add.reduceat(part, starts)
-            for a in range(rank):
-                np.multiply(factors[a], grouped.rating[c0:c1], out=part)
-                rhs[a, first:end] += np.add.reduceat(part, starts)
-        normal = np.empty((k1 - k0, rank, rank))
-        normal[:, rows, columns] = gram.T
-        normal[:, columns, rows] = gram.T
-        diagonal = np.arange(rank)
-        normal[:, diagonal, diagonal] += (regularization * np.diff(offsets))[:, None]
-        solved[k0:k1] = np.linalg.solve(normal, rhs.T[:, :, None])[:, :, 0]
+    rank = other_factors.shape[1]
+    solved = np.empty((len(grouped.keys), rank))
+    diagonal = np.arange(rank)
+    row = 0  # where the run's first key's rows start
+    starts, counts = grouped.run_starts.tolist(), grouped.run_counts.tolist()
+    for k0, k1, n in zip(starts[:-1], starts[1:], counts, strict=True):
+        if n * rank > FACTORS_PER_BATCH:  # one key's rows exceed a batch: its sums are taken a chunk at a time
+            for key in grouped.keys[k0:k1]:
+                normal, rhs = np.zeros((rank, rank)), np.zeros(rank)
+                for c0 in range(row, row + n, FACTORS_PER_BATCH // rank):
+                    c1 = min(c0 + FACTORS_PER_BATCH // rank, row + n)
+                    factors = other_factors[grouped.other[c0:c1]]
+                    normal += factors.T @ factors
+                    rhs += factors.T @ grouped.rating[c0:c1]
+                normal[diagonal, diagonal] += regularization * n
+                solved[key] = np.linalg.solve(normal, rhs)
+                row += n
+            continue
+        if n == 1:  # (f f^T + regularization I) x = f r has the solution f r / (f.f + regularization)
+            for b0 in range(k0, k1, FACTORS_PER_BATCH // rank):
+                b1 = min(b0 + FACTORS_PER_BATCH // rank, k1)
+                end = row + b1 - b0
+                factors = other_factors[grouped.other[row:end]]
+                scale = grouped.rating[row:end] / (np.einsum("ij,ij->i", factors, factors) + regularization)
+                solved[grouped.keys[b0:b1]] = factors * scale[:, None]
+                row = end
+            continue
+        step = max(1, FACTORS_PER_BATCH // (rank * max(n, rank)))  # keys per batch: factors and normals bounded
+        for b0 in range(k0, k1, step):
+            b1 = min(b0 + step, k1)
+            end = row + (b1 - b0) * n
+            factors = other_factors[grouped.other[row:end]].reshape(b1 - b0, n, rank)
+            transposed = factors.transpose(0, 2, 1)
+            normal = transposed @ factors
+            normal[:, diagonal, diagonal] += regularization * n
+            rhs = transposed @ grouped.rating[row:end].reshape(b1 - b0, n, 1)
+            solved[grouped.keys[b0:b1]] = np.linalg.solve(normal, rhs)[:, :, 0]
+            row = end
     return solved
 
 

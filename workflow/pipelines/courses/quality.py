@@ -54,15 +54,21 @@ def held_out_mask(ratings: pd.DataFrame, seed: int) -> np.ndarray:
     else:
         stamps, stamped = np.zeros(len(ratings), dtype=np.int64), np.zeros(user_coding.size, dtype=bool)
     by_stamp = stamped[users]
-    # The rating held out is each user's last in (user, first key, second key) order.
-    first = np.where(by_stamp, stamps, -hold_out_hash(user_ids, course_ids, seed))
+    first = stamps.copy()  # the first key, then the second, then the row's position: the greatest is held out
+    hashed = np.flatnonzero(~by_stamp)
+    first[hashed] = -hold_out_hash(user_ids[hashed], course_ids[hashed], seed)
     second = np.where(by_stamp, courses, -courses)
-    order = np.lexsort((second, first, users))
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = users[order][1:] != users[order][:-1]
+    greatest = np.full(user_coding.size, np.iinfo(np.int64).min)
+    np.maximum.at(greatest, users, first)
+    candidates = np.flatnonzero(first == greatest[users])  # each user's rows with the greatest first key
+    greatest[:] = np.iinfo(np.int64).min
+    np.maximum.at(greatest, users[candidates], second[candidates])
+    candidates = candidates[second[candidates] == greatest[users[candidates]]]
+    last = np.full(user_coding.size, -1)
+    np.maximum.at(last, users[candidates], candidates)
     held = np.zeros(len(ratings), dtype=bool)
-    held[order[last]] = True
-    return held & (n_ratings[users] >= 2)
+    held[last[n_ratings >= 2]] = True  # a user with a rating has a candidate: last >= 0 there
+    return held
 
 
 def without_pairs(rated: pd.DataFrame, held_out: pd.DataFrame) -> pd.DataFrame:
