@@ -97,10 +97,11 @@ def demo_data(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (courses, ratings) with ratings up to `until` (today by default), of the given shape (SHAPES).
 
-    100 courses for small sets, 1,000 from 100,000 ratings on; 3% of them without a language ("even": 2%).
+    100 courses for small sets, 1,000 from 100,000 ratings on; about 3% of them without a language ("even": 2%).
     """
-    no_language = 0.02 if shape == "even" else 0.03
-    courses = demo_courses(100 if n_ratings < 100_000 else 1_000, seed, no_language)
+    courses = demo_courses(100 if n_ratings < 100_000 else 1_000, seed, 0.0 if shape == "even" else 0.03)
+    if shape == "even":  # exactly 2% without a language: every 50th course
+        courses.loc[courses["course_id"] % 50 == 0, "programming_language"] = None
     return courses, demo_ratings(n_ratings, courses, until or dt.date.today(), seed, shape)
 
 
