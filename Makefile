@@ -68,7 +68,8 @@ bench: install install-spark
 	$(BIN)/python benchmarks/films.py
 
 # The whole graph at 2M and 20M ratings (and 100M with LARGE=1: long) on pandas, Spark local[2] and a standalone
-# cluster of 2 workers on 127.0.0.1: seconds, peak memory of every process, spill, and rows equal to pandas'.
+# cluster of 2 workers on 127.0.0.1, on the demo data and on the "even" shape (1 user per 10 ratings): seconds, peak
+# memory of every process, spill, and rows equal to pandas'.
 bench-scale: install install-spark
 	$(BIN)/python benchmarks/scale.py $(if $(LARGE),--with-100m)
 

@@ -146,7 +146,7 @@ def candidate_rows(courses: pd.DataFrame, ratings: pd.DataFrame) -> int:
 def child_generate(args: argparse.Namespace) -> dict:
     """Fill the source database with the synthetic data set and describe it."""
     start = time.perf_counter()
-    courses, ratings = demo.demo_data(args.ratings, until=args.date)  # all rated by the end of the date
+    courses, ratings = demo.demo_data(args.ratings, until=args.date, shape=args.shape)  # rated by the date's end
     demo.replace_source_tables(databases.url_of(COURSES_PIPELINE.source), courses, ratings)
     return {
         "seconds": time.perf_counter() - start,
@@ -284,6 +284,7 @@ def run_child(name: str, args: argparse.Namespace, workdir: Path) -> tuple[dict,
     log_path = workdir / f"{name}.log"
     command = [sys.executable, __file__, "--child", name, "--workdir", str(workdir)]
     command += ["--date", f"{args.date}", "--ratings", str(args.ratings), "--workers", str(args.workers)]
+    command += ["--shape", args.shape]
     command += ["--engine", args.engine]
     code, _, peak_mb = spawn(command, log_path, engine_runs.environment(args.engine, workdir))
     if code != 0:
@@ -517,6 +518,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Return the parsed command line, with --repeat defaulted from --ratings."""
     parser = argparse.ArgumentParser(prog="python benchmarks/bench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--ratings", type=int, default=2_000_000, help="ratings in the generated source")
+    parser.add_argument("--shape", choices=demo.SHAPES, default="demo", help="the generated data's shape (demo.SHAPES)")
     parser.add_argument("--repeat", type=int, help="runs to take medians of (3 up to 2M ratings, 1 above)")
     yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)  # the newest day that is over
     parser.add_argument("--date", type=dt.date.fromisoformat, default=yesterday, help="the run's date")

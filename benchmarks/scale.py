@@ -1,7 +1,9 @@
 """Scale: the whole graph at 2M and 20M ratings (100M with --with-100m) on pandas, Spark local[2] and a Spark cluster.
 
-`python benchmarks/scale.py [--with-100m] [--ratings N ...] [--modes M ...]` fills the embedded source database with
-`demo_data(N)` once per size (bench.py's generation child), then runs, for each mode, from empty targets (the
+`python benchmarks/scale.py [--with-100m] [--ratings N ...] [--shapes S ...] [--modes M ...]` fills the embedded
+source database with `demo_data(N, shape=S)` once per size and shape (bench.py's generation child; the shapes are
+"demo", `make run`'s, where most users rate one or two courses, and "even", one user per 10 ratings, 80% of a user's
+ratings in one language, 2% of courses without a language), then runs, for each mode, from empty targets (the
 date forgotten as `python -m workflow invalidate --date D` does: its targets and warehouse marker removed):
 
     luigi --module workflow RecommendationsTask --date D --local-scheduler --workers 1 --engine-name E
@@ -42,6 +44,7 @@ from workflow.errors import SourceDataError, WorkflowError
 from workflow.io import postgres
 from workflow.paths import output_dir
 from workflow.pipelines.courses import PIPELINE as COURSES_PIPELINE
+from workflow.pipelines.courses.demo import SHAPES
 
 SIZES = (2_000_000, 20_000_000)
 LARGE_SIZE = 100_000_000
@@ -74,9 +77,10 @@ MODES = (Mode("pandas", "pandas"), Mode("spark", "local[2]", "local[2]"), Mode("
 
 @dataclass(frozen=True)
 class Result:
-    """One mode's run at one size: its sample, or why it failed, and a checksum of the warehouse rows."""
+    """One mode's run at one size and shape: its sample, or why it failed, and a checksum of the warehouse rows."""
 
     ratings: int
+    shape: str
     mode: Mode
     sample: bench.Sample | None
     rows: tuple[int, str] | None
@@ -98,11 +102,11 @@ def warehouse_rows(date: dt.date) -> tuple[int, str] | None:
     return int(count), digest
 
 
-def run_mode(mode: Mode, ratings: int, date: dt.date, workdir: Path) -> Result:
+def run_mode(mode: Mode, ratings: int, shape: str, date: dt.date, workdir: Path) -> Result:
     """Run the whole graph from empty targets in one mode; return its measurement."""
     forget(date)
     bench.checkpoint()
-    log_path = workdir / f"{ratings}-{mode.name.replace('[', '').replace(']', '')}.log"
+    log_path = workdir / f"{ratings}-{shape}-{mode.name.replace('[', '').replace(']', '')}.log"
     cluster = None
     try:
         if mode.master is None and mode.engine == "spark":
@@ -110,7 +114,7 @@ def run_mode(mode: Mode, ratings: int, date: dt.date, workdir: Path) -> Result:
                 cluster = devspark.start(workdir / "spark", **CLUSTER)
             except devspark.SparkClusterError as error:
                 bench.say(f"{ratings:,} {mode.name}: {error}")
-                return Result(ratings, mode, None, None, "no cluster")
+                return Result(ratings, shape, mode, None, None, "no cluster")
             bench.say(f"cluster {cluster.master_url} up (pids {', '.join(map(str, cluster.pids))})")
         master = cluster.master_url if cluster else mode.master
         env = engine_runs.environment(mode.engine, workdir, master)
@@ -124,21 +128,21 @@ def run_mode(mode: Mode, ratings: int, date: dt.date, workdir: Path) -> Result:
     if code != 0:
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
         bench.say(f"{ratings:,} {mode.name} failed (exit {code}):\n{tail}")
-        return Result(ratings, mode, None, None, f"exit {code}")
+        return Result(ratings, shape, mode, None, None, f"exit {code}")
     spilled = engine_runs.spilled_mb(bench.STAGE_TARGETS["transform"], date, since)
     sample = bench.Sample(seconds, peak_mb, *spilled)
     rows = warehouse_rows(date)
-    bench.say(f"{ratings:,} {mode.name}: {seconds:.1f} s, peak {peak_mb:.0f} MB, spilled {spilled[0]:.0f}/"
+    bench.say(f"{ratings:,} {shape} {mode.name}: {seconds:.1f} s, peak {peak_mb:.0f} MB, spilled {spilled[0]:.0f}/"
               f"{spilled[1]:.0f} MB, rows {rows}")  # fmt: skip
-    return Result(ratings, mode, sample, rows, None if rows else "no load marker")
+    return Result(ratings, shape, mode, sample, rows, None if rows else "no load marker")
 
 
 def report(results: list[Result]) -> str:
-    """Return the table: one line per size and mode."""
-    reference = {r.ratings: r.rows for r in results if r.mode.engine == "pandas" and r.rows}
-    lines = [("ratings", "engine", "mode", "wall s", "peak MB", "spill MB mem/disk", "rows = pandas")]
+    """Return the table: one line per size, shape and mode."""
+    reference = {(r.ratings, r.shape): r.rows for r in results if r.mode.engine == "pandas" and r.rows}
+    lines = [("ratings", "shape", "engine", "mode", "wall s", "peak MB", "spill MB mem/disk", "rows = pandas")]
     for r in results:
-        cells = [f"{r.ratings:,}", r.mode.engine, r.mode.name]
+        cells = [f"{r.ratings:,}", r.shape, r.mode.engine, r.mode.name]
         if r.sample is None:
             lines.append((*cells, "failed", r.error or "", "", ""))
             continue
@@ -148,9 +152,10 @@ def report(results: list[Result]) -> str:
         elif r.mode.engine == "pandas":
             same = f"reference ({r.rows[0]:,} rows)"
         else:
-            same = "n/a" if r.ratings not in reference else "yes" if r.rows == reference[r.ratings] else "NO"
+            key = (r.ratings, r.shape)
+            same = "n/a" if key not in reference else "yes" if r.rows == reference[key] else "NO"
         lines.append((*cells, f"{r.sample.seconds:.1f}", f"{r.sample.peak_mb:.0f}", spill, same))
-    return bench.aligned(lines, left=3)
+    return bench.aligned(lines, left=4)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -162,15 +167,16 @@ def run(args: argparse.Namespace) -> None:
     results: list[Result] = []
     try:
         for ratings in args.ratings:
-            generation = bench.parse_args(["--ratings", str(ratings), "--date", f"{args.date}"])
-            start = time.perf_counter()
-            data, _ = bench.run_child("generate", generation, workdir)
-            bench.say(
-                f"source: {data['ratings']:,} ratings by {data['users']:,} users of {data['courses']:,} courses "
-                f"({time.perf_counter() - start:.0f} s to generate and load)"
-            )
-            for mode in (mode for mode in MODES if mode.name in args.modes):
-                results.append(run_mode(mode, ratings, args.date, workdir))
+            for shape in args.shapes:
+                generation = bench.parse_args(["--ratings", str(ratings), "--date", f"{args.date}", "--shape", shape])
+                start = time.perf_counter()
+                data, _ = bench.run_child("generate", generation, workdir)
+                bench.say(
+                    f"source ({shape}): {data['ratings']:,} ratings by {data['users']:,} users of "
+                    f"{data['courses']:,} courses ({time.perf_counter() - start:.0f} s to generate and load)"
+                )
+                for mode in (mode for mode in MODES if mode.name in args.modes):
+                    results.append(run_mode(mode, ratings, shape, args.date, workdir))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         print(
@@ -187,6 +193,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ratings", type=int, nargs="+", help="the sizes instead (default 2M and 20M)")
     yesterday = dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)  # the newest day that is over
     parser.add_argument("--date", type=dt.date.fromisoformat, default=yesterday, help="the run's date")
+    parser.add_argument(
+        "--shapes", nargs="+", choices=SHAPES, default=list(SHAPES), help="the data's shapes (default all)"
+    )
     names = [mode.name for mode in MODES]
     parser.add_argument("--modes", nargs="+", choices=names, default=names, help="the modes to run (default all)")
     args = parser.parse_args(argv)

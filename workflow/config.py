@@ -108,8 +108,8 @@ class spark(luigi.Config):  # noqa: N801
     driver_memory = luigi.Parameter(default="")
     executor_memory = luigi.Parameter(default="")
     shuffle_partitions = luigi.IntParameter(
-        default=48,
-        description="partitions of each shuffle: about one per 400,000 ratings",
+        default=0,
+        description="partitions of each shuffle; 0: one per 400,000 rows of a step's largest input (10 to 1,000)",
     )  # fmt: skip
     master_timeout = luigi.FloatParameter(
         default=10.0,

@@ -16,11 +16,11 @@ import pyarrow as pa
 from workflow import paths
 from workflow.devspark import jdbc
 from workflow.engines import spark_progress
-from workflow.engines.spark_settings import SparkSettings, check_java, check_master, settings
+from workflow.engines.spark_settings import SparkSettings, check_java, check_master, partitions_for, settings
 from workflow.errors import EngineUnavailableError
 from workflow.io import memory
 from workflow.io.files import temporary_name
-from workflow.io.parquet import publish
+from workflow.io.parquet import count_rows, publish
 
 log = logging.getLogger("luigi-interface.workflow.spark")
 
@@ -35,6 +35,7 @@ class SparkEngine:
         self._session: Any = None
         self._checked = False
         self._lock = threading.Lock()
+        self._step_rows = 0  # the most rows of a parquet input the current step read (until release)
 
     def check(self) -> None:
         """Raise EngineUnavailableError when pyspark, Java 17+ or the master is missing; nothing is computed then."""
@@ -79,7 +80,7 @@ class SparkEngine:
         local = chosen.master.startswith("local") or re.match(r"spark://(127\.0\.0\.1|localhost)[:/]", chosen.master)
         defaults = {
             "spark.sql.session.timeZone": "UTC",
-            "spark.sql.shuffle.partitions": str(chosen.shuffle_partitions),
+            "spark.sql.shuffle.partitions": str(chosen.shuffle_partitions or partitions_for(0)),
             "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
             "spark.ui.showConsoleProgress": "false",
             # JDBC timestamps pass through the JVM's default zone: UTC, as the extract's stamps are.
@@ -104,8 +105,12 @@ class SparkEngine:
         return session
 
     def read(self, path: str, columns: list[str] | None = None) -> Any:
-        """Return a parquet file or folder as a DataFrame of the given columns."""
+        """Return a parquet file or folder as a DataFrame of the given columns; with `[spark] shuffle_partitions = 0`
+        the step's shuffles get partitions_for its largest input so far, counted from the files' footers."""
         frame = self.session.read.parquet(str(path))
+        if not self.settings.shuffle_partitions:
+            self._step_rows = max(self._step_rows, count_rows(path))
+            self.session.conf.set("spark.sql.shuffle.partitions", str(partitions_for(self._step_rows)))
         return frame.select(*columns) if columns else frame
 
     def write(
@@ -147,6 +152,7 @@ class SparkEngine:
         memory this process freed back (the copy extract runs here)."""
         if self._session is not None:
             self._session.catalog.clearCache()
+        self._step_rows = 0
         memory.give_back()
 
     def reason_counts(self, path: str) -> tuple[dict[str, int], list[dict]]:

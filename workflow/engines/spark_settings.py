@@ -21,10 +21,22 @@ class SparkSettings:
     jars: tuple[str, ...]
     driver_memory: str
     executor_memory: str
-    shuffle_partitions: int  # 20M ratings: tasks of ~0.4M rows sort and aggregate in 1 GB without spilling
+    shuffle_partitions: int  # 0: follow each step's input (partitions_for), else this number for every step
     master_timeout: float
     extract: str  # "copy", or "jdbc": the executors read the ratings over JDBC, in ranges of user_id
     jdbc_partitions: int
+
+
+# A shuffle task's share of rows: ~0.4M rows sort and aggregate in 1 GB of driver memory without spilling.
+ROWS_PER_PARTITION = 400_000
+FEWEST_PARTITIONS = 10  # ALS's blocks (at most 10) and small steps: fewer tasks cost more in scheduling than they save
+MOST_PARTITIONS = 1_000
+
+
+def partitions_for(rows: int) -> int:
+    """Return the shuffle partitions of a step whose largest input has `rows` rows (when [spark] shuffle_partitions
+    is 0): one per ROWS_PER_PARTITION, FEWEST_PARTITIONS to MOST_PARTITIONS."""
+    return min(MOST_PARTITIONS, max(FEWEST_PARTITIONS, -(-rows // ROWS_PER_PARTITION)))
 
 
 def settings() -> SparkSettings:
