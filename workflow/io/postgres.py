@@ -8,10 +8,11 @@ import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -43,15 +44,20 @@ def use_retry(retry: Retry) -> None:
     _retry = retry
 
 
-@contextmanager
-def connect(url: str, retry: Retry | None = None) -> Iterator[Connection]:
-    """Yield a new connection inside a transaction that commits on success.
+def connect(url: str, retry: Retry | None = None) -> AbstractContextManager[Connection]:
+    """Return a context manager of a new connection inside a transaction that commits on success.
 
     Connecting retries as the process's policy says, or as `retry` says (a record that can wait for
     the next run needs no retries, say).
     """
     retry = retry or _retry
-    engine = _engine(url, retry.timeout)
+    return _in_transaction(_engine(url, retry.timeout), url, retry)
+
+
+@contextmanager
+def _in_transaction(engine: Engine, url: str, retry: Retry) -> Iterator[Connection]:
+    """Yield a connection of the engine inside a transaction that commits on success; a connection that cannot be
+    made, or is lost, fails in one line naming the database (its password hidden)."""
     try:
         with _connect_with_retries(engine, url, retry) as connection, connection.begin():
             yield connection
@@ -64,36 +70,36 @@ def _engine(url: str, timeout: int) -> Engine:
     """Return this process's engine of a URL, so its dialect asks the server about itself once (a new engine per
     connection cost 15 ms); it keeps no connections (NullPool), so every connection is closed when its block ends and
     a forked worker inherits none."""
-    options = {"use_native_hstore": False} if sa.make_url(url).get_driver_name() == "psycopg2" else {}
-    # No hstore here: psycopg2's dialect would otherwise look its type up on every new connection.
-    return sa.create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": timeout}, **options)
+    return sa.create_engine(url, poolclass=NullPool, **_engine_options(url, timeout))
 
 
-@contextmanager
-def kept(url: str, retry: Retry | None = None) -> Iterator[Connection]:
-    """Yield this process's kept connection to the URL inside a transaction that commits on success, for small writes
-    that come often (a run record per task): a new connection takes about 5 ms, a kept one a round trip to check.
+def _engine_options(url: str, timeout: int) -> dict[str, Any]:
+    """Return the create_engine options of every engine here: libpq's connect timeout, and no hstore (psycopg2's
+    dialect would otherwise look its type up on every new connection)."""
+    options: dict[str, Any] = {"connect_args": {"connect_timeout": timeout}}
+    if sa.make_url(url).get_driver_name() == "psycopg2":
+        options["use_native_hstore"] = False
+    return options
+
+
+def kept(url: str, retry: Retry | None = None) -> AbstractContextManager[Connection]:
+    """Return a context manager of this process's kept connection to the URL inside a transaction that commits on
+    success, for small writes that come often (a run record per task): a new connection takes about 5 ms, a kept one
+    a round trip to check.
 
     The pool holds one connection, checked with a ping before each use and replaced when the server closed it
     meanwhile (a restart, a dropped database); it is closed before this process forks, so a child inherits no socket
     of its parent's, and at exit.
     """
     retry = retry or _retry
-    engine = _kept_engine(url, retry.timeout)
-    try:
-        with _connect_with_retries(engine, url, retry) as connection, connection.begin():
-            yield connection
-    except sa.exc.OperationalError as error:
-        raise DatabaseUnavailableError(f"database {safe_url(url)}: {_reason(error)}") from None
+    return _in_transaction(_kept_engine(url, retry.timeout), url, retry)
 
 
 @cache
 def _kept_engine(url: str, timeout: int) -> Engine:
     """Return this process's pool of one kept connection to a URL (a second user at once gets a connection of its own,
     closed after use)."""
-    options = {"use_native_hstore": False} if sa.make_url(url).get_driver_name() == "psycopg2" else {}
-    engine = sa.create_engine(url, pool_size=1, max_overflow=4, pool_pre_ping=True,
-                              connect_args={"connect_timeout": timeout}, **options)  # fmt: skip
+    engine = sa.create_engine(url, pool_size=1, max_overflow=4, pool_pre_ping=True, **_engine_options(url, timeout))
     if not _kept_engines:
         os.register_at_fork(before=_close_kept)
         atexit.register(_close_kept)
