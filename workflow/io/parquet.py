@@ -117,11 +117,13 @@ class _Column:
         self.fixed = pa.types.is_int64(type_) or pa.types.is_floating(type_) or pa.types.is_timestamp(type_)
         self.stamps = None
         if pa.types.is_timestamp(type_):
-            # Allocated as pandas' own array (of untouched, so not yet resident, memory) and filled in place through
-            # its int64 view: localising a filled array to the zone would copy it.
-            stamps = np.empty(n_rows, dtype=f"M8[{type_.unit}]")
-            self.stamps = pd.array(stamps, dtype=pd.DatetimeTZDtype(type_.unit, type_.tz)) if type_.tz else stamps
-            self.buffer = self.stamps.asi8 if type_.tz else stamps.view(np.int64)
+            # Allocated once (untouched, so not yet resident, memory) and filled in place through its int64 view; with
+            # a zone, pandas' array is built over that view (as pyarrow's to_pandas does), not over a copy.
+            self.buffer = np.empty(n_rows, dtype=np.int64)
+            zone = pd.DatetimeTZDtype(type_.unit, type_.tz) if type_.tz else None
+            self.stamps = (
+                pd.array(self.buffer, dtype=zone, copy=False) if zone else self.buffer.view(f"M8[{type_.unit}]")
+            )
         elif self.fixed:
             self.buffer = np.empty(n_rows, dtype=np.int64 if pa.types.is_int64(type_) else type_.to_pandas_dtype())
         if self.fixed:
@@ -133,14 +135,15 @@ class _Column:
         if not self.fixed:
             self.pieces.append(chunk.to_pandas())
             return
-        end = start + len(chunk)
-        if pa.types.is_timestamp(self.type):
-            chunk = chunk.cast(pa.int64())
-        if chunk.null_count and not pa.types.is_floating(self.type):
-            self.has_nulls = True
-            self.mask[start:end] = chunk.is_null().to_numpy()
-            chunk = chunk.fill_null(0)
-        self.buffer[start:end] = chunk.to_numpy()  # floats: nulls become NaN, as in Table.to_pandas
+        for piece in chunk.chunks:  # a piece at a time: ChunkedArray.to_numpy copies the whole column first
+            end = start + len(piece)
+            values = piece.view(pa.int64()) if pa.types.is_timestamp(self.type) else piece
+            if values.null_count and not pa.types.is_floating(self.type):
+                self.has_nulls = True
+                self.mask[start:end] = values.is_null().to_numpy(zero_copy_only=False)
+                values = values.fill_null(0)
+            self.buffer[start:end] = values.to_numpy(zero_copy_only=False)  # floats: nulls become NaN, as to_pandas
+            start = end
 
     def values(self, *, nullable_int64: bool) -> np.ndarray | pd.api.extensions.ExtensionArray | pd.Series:
         """Return the column's values as Table.to_pandas has them."""

@@ -42,6 +42,13 @@ def average_ratings(ratings: pd.DataFrame, roles: RatingRoles) -> pd.DataFrame:
     return averages.reset_index().astype({roles.item: "int64"})
 
 
+def utc_stamps(stamps: pd.Series) -> np.ndarray:
+    """Return timestamps as int64 counts since the epoch in UTC (NaT the smallest int64), a naive one read as UTC."""
+    if pd.api.types.is_datetime64_any_dtype(stamps.dtype):
+        return stamps.array.asi8  # a view: a datetime column holds exactly these numbers
+    return pd.to_datetime(stamps, utc=True).array.asi8
+
+
 def validate_ratings(
     ratings: pd.DataFrame,
     item_ids: pd.Series | pd.DataFrame,
@@ -82,7 +89,7 @@ def validate_ratings(
     items = item_position if everything_so_far else item_position[valid_so_far]
     pair_keys = combine(users, coding.size, items, len(known_items), overwrite=True)
     del users, items, item_position
-    stamps = pd.to_datetime(ratings[rated_at], utc=True).array.asi8 if stamped else None  # a view, no copy
+    stamps = utc_stamps(ratings[rated_at]) if stamped else None
     superseded, duplicate = np.zeros(len(ratings), dtype=bool), np.zeros(len(ratings), dtype=bool)
     superseded[valid_so_far], duplicate[valid_so_far] = _repeated_copies(
         pair_keys, None if stamps is None else lambda rows: stamps[np.flatnonzero(valid_so_far)[rows]]

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from workflow.rules.ids import codes, int64_ids, positions
-from workflow.rules.ratings import RATED_AT
+from workflow.rules.ratings import RATED_AT, utc_stamps
 
 METHODS = ("language_rule", "als")
 # The columns of recommendation_quality's frame, one row per method, with their types.
@@ -49,7 +49,7 @@ def held_out_mask(ratings: pd.DataFrame, seed: int) -> np.ndarray:
     (courses,), _ = codes(course_ids)  # codes keep the ids' order
     n_ratings = np.bincount(users, minlength=user_coding.size)
     if RATED_AT in ratings.columns:
-        stamps = pd.to_datetime(ratings[RATED_AT], utc=True).array.asi8  # NaT is the smallest int64
+        stamps = utc_stamps(ratings[RATED_AT])  # NaT is the smallest int64
         stamped = np.bincount(users, weights=stamps != np.iinfo(np.int64).min, minlength=user_coding.size) > 0
     else:
         stamps, stamped = np.zeros(len(ratings), dtype=np.int64), np.zeros(user_coding.size, dtype=bool)
