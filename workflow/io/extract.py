@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import io
-import os
+import queue
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-import psycopg2.errors
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from workflow.errors import SourceDataError
-from workflow.io.postgres import connect
-from workflow.io.urls import safe_url
+from workflow.errors import DatabaseUnavailableError, SourceDataError
+from workflow.io import parquet
+from workflow.io.postgres import connect, current_retry
+from workflow.io.urls import plain, safe_url
 
 # The SQL types each Arrow column type may be read from.
 ACCEPTED_SQL_TYPES = {
@@ -31,10 +28,13 @@ ACCEPTED_SQL_TYPES = {
     pa.float64(): (sa.Integer, sa.Numeric, sa.Float),
     pa.string(): (sa.String,),
 }
-# The CSV text Arrow parses at a time: one record batch, and one parquet row group, per block (about
-# 500,000 ratings). Larger blocks only cost memory: the time is COPY's and the parse's, either way.
+# How the numeric columns are read: cast by the server to the 8-byte type Arrow holds them in, so that its binary COPY
+# needs no conversion on either side (a numeric is read as a float, a date or a timestamp as a UTC timestamp).
+READ_AS = {pa.int64(): sa.BigInteger(), pa.float64(): sa.Float(precision=53)}
+# The binary COPY read at a time: one record batch, and one parquet row group, per block (about 330,000 ratings).
 BLOCK_SIZE = 16 << 20
-PIPE_SIZE = 1 << 20
+# A server error that says a value does not fit the type it is read as.
+_WRONG_TYPE = re.compile(r"invalid input syntax|out of range|date value out of range")
 
 
 @dataclass(frozen=True)
@@ -42,8 +42,8 @@ class Extract:
     """What an extract reads (its checked query) and what it yields (its Arrow schema)."""
 
     name: str
-    query: sa.Select
-    csv_types: pa.Schema  # the columns as COPY prints them
+    query: sa.Select  # the columns as they are, the timestamp (if read) printed in UTC without an offset (for JDBC)
+    arrow_query: sa.Select  # the columns as Arrow holds them (READ_AS), the timestamp a timestamptz
     schema: pa.Schema  # the columns as extracted: the timestamp, if read, in UTC
     as_of: bool
     before: dt.datetime | None
@@ -69,7 +69,11 @@ def _checked_extract(
 ) -> Extract:
     """Check the source table's columns and types, and return the query of the extract."""
     # Names from configuration only ever reach SQL quoted by SQLAlchemy, never pasted in.
-    query = sa.select(*(sa.column(name) for name in columns.names)).select_from(sa.table(table, schema=schema))
+    source = sa.table(table, schema=schema)
+    query = sa.select(*(sa.column(name) for name in columns.names)).select_from(source)
+    typed = [sa.cast(sa.column(f.name), READ_AS[f.type]).label(f.name) if f.type in READ_AS else sa.column(f.name)
+             for f in columns]  # fmt: skip
+    arrow_query = sa.select(*typed).select_from(source)
     name = f"{schema}.{table}" if schema else table
     inspector = sa.inspect(connection)
     if not inspector.has_table(table, schema=schema):
@@ -91,15 +95,16 @@ def _checked_extract(
                 f"source column {name}.{timestamp_column} has type {present[timestamp_column]}, not a timestamp"
             )
         stamp = sa.column(timestamp_column)
-        query = query.where(sa.or_(stamp < sa.literal(before, sa.DateTime(timezone=True)), stamp.is_(None)))
+        cut = sa.or_(stamp < sa.literal(before, sa.DateTime(timezone=True)), stamp.is_(None))
+        query, arrow_query = query.where(cut), arrow_query.where(cut)
         if timestamp_as:
-            # As a timestamptz (a date or a timestamp without time zone counts as UTC), printed in UTC
-            # without an offset (`2026-11-24 10:00:00.123456`), which Arrow parses; `...+00` it does not.
-            in_utc = sa.func.timezone("UTC", sa.cast(stamp, sa.DateTime(timezone=True)))
-            query = query.add_columns(in_utc.label(timestamp_as))
-            columns = columns.append(pa.field(timestamp_as, pa.timestamp("us")))
+            # As a timestamptz: a date or a timestamp without time zone counts as UTC (the session's zone). JDBC
+            # reads it printed in UTC without an offset (`2026-11-24 10:00:00.123456`).
+            in_utc = sa.cast(stamp, sa.DateTime(timezone=True))
+            query = query.add_columns(sa.func.timezone("UTC", in_utc).label(timestamp_as))
+            arrow_query = arrow_query.add_columns(in_utc.label(timestamp_as))
             extracted = extracted.append(pa.field(timestamp_as, pa.timestamp("us", tz="UTC")))
-    return Extract(name, query, columns, extracted, as_of, before)
+    return Extract(name, query, arrow_query, extracted, as_of, before)
 
 
 def checked_extract(
@@ -131,34 +136,125 @@ def _extracted_batches(
     before: dt.datetime | None,
     timestamp_as: str | None,
 ) -> Iterator[tuple[Extract, Iterator[pa.RecordBatch]]]:
-    """Yield the checked extract and its record batches, parsed while COPY streams the rows out."""
+    """Yield the checked extract and its record batches, read with one binary COPY as the server sends them."""
     with connect(url) as connection:
         extract = _checked_extract(
             connection, url, table, columns,
             schema=schema, timestamp_column=timestamp_column, before=before, timestamp_as=timestamp_as,
         )  # fmt: skip
-        connection.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
-        connection.exec_driver_sql("SET LOCAL DateStyle = 'ISO'")
-        with _copy_out_streamed(connection, extract.query) as stream:
-            yield extract, _parsed(stream, extract)
+    with _copy_out_arrow(url, extract) as batches:
+        yield extract, batches
 
 
-def _parsed(stream: BinaryIO, extract: Extract) -> Iterator[pa.RecordBatch]:
-    """Parse COPY's CSV a block at a time into batches of the extract's schema."""
+@contextmanager
+def _copy_out_arrow(url: str, extract: Extract) -> Iterator[Iterator[pa.RecordBatch]]:
+    """Yield the extract's rows as record batches of its schema, read by ADBC's PostgreSQL driver.
+
+    ADBC (the Arrow project's driver) runs the query as a binary COPY and lays the rows out as Arrow in C, a block
+    at a time: psycopg2 hands a CSV COPY to Python a row at a time (a call per row), and the CSV costs the server
+    more to print than binary does. A server error, at the start or midway, fails in one line naming the table.
+    """
+    import adbc_driver_postgresql.dbapi as adbc  # noqa: PLC0415  (only a step that extracts needs it)
+
+    compiled = extract.arrow_query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     try:
-        reader = pacsv.open_csv(
-            stream,
-            # Parsed in this thread: no read-ahead thread of Arrow's left reading the pipe after a failure.
-            read_options=pacsv.ReadOptions(block_size=BLOCK_SIZE, use_threads=False),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=extract.csv_types, strings_can_be_null=True, quoted_strings_can_be_null=False
-            ),
-        )
-        for batch in reader:
+        connection = adbc.connect(_libpq_url(url))
+    except adbc.Error as error:
+        raise DatabaseUnavailableError(f"database {safe_url(url)}: {_server_message(error)}") from None
+    try:
+        with connection.cursor() as cursor:
+            cursor.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(BLOCK_SIZE)})
+            cursor.execute("SET TIME ZONE 'UTC'")  # dates and zoneless timestamps count as UTC
+            try:
+                cursor.execute(str(compiled))
+                reader = cursor.fetch_record_batch()
+            except adbc.Error as error:
+                raise _read_error(extract, error) from None
+            batches = _read_ahead(_converted(reader, extract))
+            try:
+                yield batches
+            finally:
+                batches.close()  # its thread stops reading before the connection closes
+    finally:
+        connection.close()
+
+
+_END = object()
+
+
+def _read_ahead(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:
+    """Yield the batches while a thread reads the next `depth` ones, so that the server's sending and the driver's
+    layout (which run without the GIL) overlap the caller's work on each batch; the thread is always joined, and its
+    error raised here."""
+    ready: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand_over(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if not hand_over(batch):
+                    return
+        except BaseException as error:  # handed to the caller's thread
+            hand_over(error)
+        else:
+            hand_over(_END)
+
+    thread = threading.Thread(target=read, name="copy-out", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _converted(reader: pa.RecordBatchReader, extract: Extract) -> Iterator[pa.RecordBatch]:
+    """Yield the reader's batches in the extract's schema; a read that fails midway fails in one line."""
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (OSError, ArithmeticError, pa.ArrowException) as error:  # the driver's, through Arrow's C stream
+            raise _read_error(extract, error) from None
+        try:
             yield batch if batch.schema == extract.schema else batch.cast(extract.schema)
-    except pa.ArrowInvalid as error:
-        raise SourceDataError(f"source table {extract.name!r} holds a value of the wrong type: {error}") from None
+        except pa.ArrowInvalid as error:
+            raise SourceDataError(f"source table {extract.name!r} holds a value of the wrong type: {error}") from None
+
+
+def _read_error(extract: Extract, error: Exception) -> SourceDataError:
+    """Return the one-line error of a read the server or the driver stopped, naming the table."""
+    message = _server_message(error)
+    if _WRONG_TYPE.search(message):
+        return SourceDataError(f"source table {extract.name!r} holds a value of the wrong type: {message}")
+    return SourceDataError(f"source table {extract.name!r} could not be read: {message}")
+
+
+def _server_message(error: Exception) -> str:
+    """Return the server's or driver's message of an error, without the driver's prefixes, on one line."""
+    text = str(error).split("\n")[0].strip()
+    return re.sub(r"^(\[libpq\] )?(.*?\[PGRES_\w+\]: )?(ERROR|FATAL): +", "", text) or type(error).__name__
+
+
+def _libpq_url(url: str) -> str:
+    """Return a URL as libpq reads it, with the connect timeout of the process's connections unless it names one."""
+    parsed = sa.make_url(plain(url))
+    if "connect_timeout" not in parsed.query:
+        parsed = parsed.update_query_dict({"connect_timeout": str(current_retry().timeout)})
+    return parsed.render_as_string(hide_password=False)
 
 
 def _copy_command(query: sa.Select) -> str:
@@ -174,53 +270,6 @@ def _copy_out(connection: Connection, query: sa.Select) -> io.BytesIO:
         cursor.copy_expert(_copy_command(query), buffer)
     buffer.seek(0)
     return buffer
-
-
-@contextmanager
-def _copy_out_streamed(connection: Connection, query: sa.Select) -> Iterator[BinaryIO]:
-    """Yield a stream of the query's rows as CSV, which COPY writes from a thread as the reader consumes them.
-
-    The thread is always joined: when the reader fails, the query is cancelled and the rest of the
-    stream drained. A failure of COPY itself (which also cuts the stream short) wins over the
-    reader's, so a COPY error is never reported as a parse error.
-    """
-    command = _copy_command(query)
-    dbapi_connection = connection.connection.dbapi_connection
-    read_end, write_end = os.pipe()
-    try:
-        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, PIPE_SIZE)  # fewer switches between the two sides
-    except OSError:
-        pass
-    failures: list[BaseException] = []
-
-    def copy() -> None:
-        try:
-            with os.fdopen(write_end, "wb", buffering=PIPE_SIZE) as sink, dbapi_connection.cursor() as cursor:
-                cursor.copy_expert(command, sink)
-        except BaseException as error:  # handed to the reading thread
-            failures.append(error)
-
-    thread = threading.Thread(target=copy, name="copy-out", daemon=True)
-    with os.fdopen(read_end, "rb", buffering=PIPE_SIZE) as stream:
-        thread.start()
-        try:
-            yield stream
-        except BaseException:
-            cancelled = True
-            if thread.is_alive():
-                try:
-                    dbapi_connection.cancel()
-                except psycopg2.Error:
-                    pass  # the connection is gone: the copy fails by itself
-            raise
-        else:
-            cancelled = False
-        finally:
-            while stream.read(PIPE_SIZE):  # unblock the writer: it stops at the cancel or the end
-                pass
-            thread.join()
-            if failures and not (cancelled and isinstance(failures[0], psycopg2.errors.QueryCanceled)):
-                raise failures[0]
 
 
 def extract_table(
@@ -260,7 +309,7 @@ def extract_table_to_parquet(
     before: dt.datetime | None = None,
     timestamp_as: str | None = None,
 ) -> tuple[int, bool]:
-    """Write what `extract_table` returns to a parquet file, a row group per block of COPY's output.
+    """Write what `extract_table` returns to a parquet file, a row group per block of COPY's output (BLOCK_SIZE).
 
     Return the number of rows written and whether they were read as of `before`. Memory stays
     bounded by a few blocks whatever the size of the table. Checks and errors are extract_table's;
@@ -273,7 +322,7 @@ def extract_table_to_parquet(
         with _extracted_batches(
             url, table, columns,
             schema=schema, timestamp_column=timestamp_column, before=before, timestamp_as=timestamp_as,
-        ) as (extract, batches), pq.ParquetWriter(path, extract.schema) as writer:  # fmt: skip
+        ) as (extract, batches), parquet.writer(path, extract.schema) as writer:  # fmt: skip
             for batch in batches:
                 writer.write_batch(batch)
                 rows += batch.num_rows

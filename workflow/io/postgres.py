@@ -44,6 +44,11 @@ def use_retry(retry: Retry) -> None:
     _retry = retry
 
 
+def current_retry() -> Retry:
+    """Return the process's connection policy."""
+    return _retry
+
+
 def connect(url: str, retry: Retry | None = None) -> AbstractContextManager[Connection]:
     """Return a context manager of a new connection inside a transaction that commits on success.
 
