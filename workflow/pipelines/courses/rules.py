@@ -232,12 +232,36 @@ def _group_of(
 
 def top_recommendations(candidates: pd.DataFrame, per_user: int = 3) -> pd.DataFrame:
     """Return each user's `per_user` candidates with the highest rating, ties by course_id, ranked from 1."""
-    ordered = candidates.sort_values(
-        ["user_id", "rating", "course_id"], ascending=[True, False, True], kind="stable"
-    ).reset_index(drop=True)
-    rank = ordered.groupby("user_id", sort=False).cumcount() + 1
-    top = ordered.assign(rank=rank.astype("int64"))[rank <= per_user]
-    return top[["user_id", "course_id", "rating", "rank"]].reset_index(drop=True)
+    user = candidates["user_id"].to_numpy(dtype="int64")
+    rating = candidates["rating"].to_numpy(dtype="float64")
+    course = candidates["course_id"].to_numpy(dtype="int64")
+    order = _best_first(user, rating, course)
+    user, rating, course = user[order], rating[order], course[order]
+    starts = np.ones(len(user), dtype=bool)
+    starts[1:] = user[1:] != user[:-1]
+    rank = np.arange(len(user)) - np.maximum.accumulate(np.where(starts, np.arange(len(user)), 0)) + 1
+    kept = rank <= per_user
+    return pd.DataFrame(
+        {"user_id": user[kept], "course_id": course[kept], "rating": rating[kept], "rank": rank[kept]}, copy=False
+    )
+
+
+def _best_first(user: np.ndarray, rating: np.ndarray, course: np.ndarray) -> np.ndarray:
+    """Return the order of the rows by user, then rating (highest first), then course_id.
+
+    The walk's candidates come grouped by user and each language's in ranking order, so usually only the few users
+    with two languages need sorting: the rows already in order stay where they are.
+    """
+    if len(user) < 2 or np.any(user[1:] < user[:-1]):
+        return np.lexsort((course, -rating, user))
+    same_user = user[1:] == user[:-1]
+    in_order = (rating[:-1] > rating[1:]) | ((rating[:-1] == rating[1:]) & (course[:-1] < course[1:]))
+    unsorted_users = np.unique(user[1:][same_user & ~in_order])
+    order = np.arange(len(user))
+    if len(unsorted_users):
+        rows = np.flatnonzero(np.isin(user, unsorted_users))  # whole users, in user order: sorted among themselves
+        order[rows] = rows[np.lexsort((course[rows], -rating[rows], user[rows]))]
+    return order
 
 
 def als_recommendations(
