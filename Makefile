@@ -58,7 +58,9 @@ browser:
 	else echo "no chromium and no root apt-get: the visualizer test will be skipped"; fi
 
 # Our graph against the case study's approach (`make bench RATINGS=20000000` for the large size), then the film
-# pipeline on Pagila and on a rental history 100 times its size, on both engines (their rows compared).
+# pipeline on Pagila and on a rental history 100 times its size, on both engines (their rows compared), then both
+# recommendation methods (the rule and ALS: seconds, peak memory, quality) on RATINGS demo ratings (pandas) and on
+# MovieLens from ../shared (pandas and Spark local[2]).
 # `make bench ENGINE=spark` runs our graph on Spark local[2] (SPARK_MASTER to change it) with 1g of driver memory
 # and adds what it spilled, without the baseline.
 ENGINE ?= pandas
@@ -66,6 +68,7 @@ ENGINE ?= pandas
 bench: install install-spark
 	$(BIN)/python benchmarks/bench.py --ratings $(RATINGS) --engine $(ENGINE)
 	$(BIN)/python benchmarks/films.py
+	$(BIN)/python benchmarks/als.py --ratings $(RATINGS)
 
 # The whole graph at 2M and 20M ratings (and 100M with LARGE=1: long) on pandas, Spark local[2] and a standalone
 # cluster of 2 workers on 127.0.0.1, on the demo data and on the "even" shape (1 user per 10 ratings): seconds, peak
