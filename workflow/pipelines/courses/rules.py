@@ -169,10 +169,9 @@ def courses_to_recommend(
     bounds = np.searchsorted(ranking_language, np.arange(n_languages + 1))
     take = np.minimum(k + per_language, np.diff(bounds)[language])
     first = np.cumsum(take) - take
-    # One row per (user, language, place in that language's ranking), as plain arrays: a DataFrame
-    # of all of them would be copied whole; only the rows kept become one.
-    group = np.repeat(np.arange(len(user), dtype=np.int32), take)
-    position = (np.arange(len(group), dtype=np.int64) - np.repeat(first - bounds[:-1][language], take)).astype(np.int32)
+    # The walk: one place per (user, language, place in that language's ranking), group after group, known only
+    # by a flag of whether it is rated (the rows kept are found from the flags, not from arrays of all the places).
+    n_walk = int(first[-1] + take[-1]) if len(take) else 0
     # A candidate is rated when a rated row holds its user and course: mark the candidate row each
     # rated row falls on (its group's, at its course's place in its language's slice), if inside the walk.
     place_of_course = np.full(len(course_ids), -1, dtype=np.int64)
@@ -185,23 +184,25 @@ def courses_to_recommend(
     place, hit_group = place[hits], rated_group[hits]
     del rated_group, hits
     inside_walk = place < take[hit_group]
-    is_rated = np.zeros(len(group), dtype=bool)
+    is_rated = np.zeros(n_walk, dtype=bool)
     is_rated[first[hit_group[inside_walk]] + place[inside_walk]] = True
     del place, hit_group, inside_walk
     unrated = np.flatnonzero(~is_rated)
+    # Each group's places are contiguous and in ranking order, and so are its unrated ones in `unrated`: keep the
+    # first few of each (a group has at least one place: its user rated a course of its language).
+    n_unrated = take - np.add.reduceat(is_rated.view(np.uint8), first, dtype=np.int64) if len(take) else take
     del is_rated
-    # Rows of a (user, language) group stay contiguous and in ranking order: keep each group's first few.
-    group = group[unrated]
-    starts_group = np.ones(len(group), dtype=bool)
-    starts_group[1:] = group[1:] != group[:-1]
-    first_of_group = np.maximum.accumulate(np.where(starts_group, np.arange(len(group)), 0))
-    kept = np.arange(len(group)) - first_of_group < per_language
-    keep = unrated[kept]
+    n_kept = np.minimum(n_unrated, per_language)
+    group = np.repeat(np.arange(len(user)), n_kept)
+    offset = np.arange(len(group)) - np.repeat(np.cumsum(n_kept) - n_kept, n_kept)  # 0, 1, 2 within each group
+    keep = unrated[np.repeat(np.cumsum(n_unrated) - n_unrated, n_kept) + offset]
+    del unrated, offset
+    position = keep - first[group] + bounds[language[group]]  # the place's row in `ranking`
     return pd.DataFrame(
         {
-            "user_id": coding.ids(user[group[kept]]),
-            "course_id": ranking["course_id"].to_numpy()[position[keep]],
-            "rating": ranking["average_rating"].to_numpy()[position[keep]],
+            "user_id": coding.ids(user[group]),
+            "course_id": ranking["course_id"].to_numpy()[position],
+            "rating": ranking["average_rating"].to_numpy()[position],
         },
         copy=False,
     )
