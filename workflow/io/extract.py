@@ -34,7 +34,7 @@ READ_AS = {pa.int64(): sa.BigInteger(), pa.float64(): sa.Float(precision=53)}
 # The binary COPY read at a time: one record batch, and one parquet row group, per block (about 330,000 ratings).
 BLOCK_SIZE = 16 << 20
 # A server error that says a value does not fit the type it is read as.
-_WRONG_TYPE = re.compile(r"invalid input syntax|out of range|date value out of range")
+_WRONG_TYPE = re.compile(r"invalid input syntax|out of range")
 
 
 @dataclass(frozen=True)
