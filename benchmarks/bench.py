@@ -22,7 +22,9 @@ case study's approach is pandas only: `--engine pandas` compares with it), and t
 summed over the run records of the transform tasks that the step ran.
 
 Seconds are wall time measured inside the child around the work (interpreter start-up and imports
-excluded; a Spark session's start is included), except for the no-op rerun. Peak MB is the largest sum
+excluded; a Spark session's start is included), except for the no-op rerun. CPU seconds are the user and system
+time of the child around the same work, with the children it waited for (Luigi's forked task processes); the
+database server's are not counted (the Spark table has no CPU column). Peak MB is the largest sum
 of resident memory of the child's whole process tree, sampled from /proc every 50 ms (measure.py's TreePeak,
 counting a JVM's short-lived spawned children once: measure.tree_rss): the child, Luigi's forked task
 processes with --workers 2, a Spark driver JVM and its Python workers, imported libraries included; the
@@ -99,6 +101,7 @@ class Sample:
     peak_mb: float
     spill_memory_mb: float = 0.0
     spill_disk_mb: float = 0.0
+    cpu_seconds: float | None = None  # of the measured process and the children it waited for (not the database's)
 
 
 def say(message: str) -> None:
@@ -109,11 +112,27 @@ def say(message: str) -> None:
 # --- what the child processes run ---------------------------------------------------------------------
 
 
-def timed(work: Callable[[], object]) -> float:
-    """Return the wall seconds that `work()` takes."""
-    start = time.perf_counter()
-    work()
-    return time.perf_counter() - start
+class Clock:
+    """The wall seconds and the CPU seconds (user and system, of this process and of the children it waited for, such
+    as Luigi's forked workers) of a block: `with Clock() as clock: ...`, then `clock.figures`."""
+
+    def __enter__(self) -> Clock:
+        self.start, self.before = time.perf_counter(), os.times()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        after = os.times()
+        self.figures = {
+            "seconds": time.perf_counter() - self.start,
+            "cpu_seconds": sum(after[i] - self.before[i] for i in range(4)),  # user, system, children's user, system
+        }
+
+
+def timed(work: Callable[[], object]) -> dict:
+    """Return the wall and CPU seconds that `work()` takes."""
+    with Clock() as clock:
+        work()
+    return clock.figures
 
 
 def luigi_build(tasks: list[luigi.Task], workers: int) -> None:
@@ -159,7 +178,7 @@ def child_generate(args: argparse.Namespace) -> dict:
 
 def child_ours(stage: str, args: argparse.Namespace) -> dict:
     """Run one stage of our graph, or all of it, through Luigi."""
-    return {"seconds": timed(lambda: luigi_build(stage_tasks(stage, args.date), args.workers))}
+    return timed(lambda: luigi_build(stage_tasks(stage, args.date), args.workers))
 
 
 def child_baseline_total(args: argparse.Namespace) -> dict:
@@ -169,34 +188,32 @@ def child_baseline_total(args: argparse.Namespace) -> dict:
         courses, rating = baseline_extract(databases.url_of(COURSES_PIPELINE.source))
         baseline_load(databases.warehouse_url(), baseline_transform(courses, rating))
 
-    return {"seconds": timed(work)}
+    return timed(work)
 
 
 def child_baseline_extract(args: argparse.Namespace) -> dict:
     """Run the baseline's extraction and hand its tables over as parquet."""
-    start = time.perf_counter()
-    courses, rating = baseline_extract(databases.url_of(COURSES_PIPELINE.source))
-    seconds = time.perf_counter() - start
+    with Clock() as clock:
+        courses, rating = baseline_extract(databases.url_of(COURSES_PIPELINE.source))
     courses.to_parquet(args.workdir / "baseline_courses.parquet")
     rating.to_parquet(args.workdir / "baseline_rating.parquet")
-    return {"seconds": seconds}
+    return clock.figures
 
 
 def child_baseline_transform(args: argparse.Namespace) -> dict:
     """Run the baseline's transform on the handed-over tables and hand its result over as parquet."""
     courses = pd.read_parquet(args.workdir / "baseline_courses.parquet")
     rating = pd.read_parquet(args.workdir / "baseline_rating.parquet")
-    start = time.perf_counter()
-    recommendations = baseline_transform(courses, rating)
-    seconds = time.perf_counter() - start
+    with Clock() as clock:
+        recommendations = baseline_transform(courses, rating)
     recommendations.to_parquet(args.workdir / "baseline_recommendations.parquet")
-    return {"seconds": seconds}
+    return clock.figures
 
 
 def child_baseline_load(args: argparse.Namespace) -> dict:
     """Run the baseline's load of the handed-over recommendations."""
     recommendations = pd.read_parquet(args.workdir / "baseline_recommendations.parquet")
-    return {"seconds": timed(lambda: baseline_load(databases.warehouse_url(), recommendations))}
+    return timed(lambda: baseline_load(databases.warehouse_url(), recommendations))
 
 
 def peer_settings() -> duckdb_peer.Settings:
@@ -212,34 +229,32 @@ def child_peer_total(args: argparse.Namespace) -> dict:
         courses, ratings = duckdb_peer.extract(databases.url_of(COURSES_PIPELINE.source), args.date)
         duckdb_peer.load(databases.warehouse_url(), duckdb_peer.transform(courses, ratings, peer_settings()))
 
-    return {"seconds": timed(work)}
+    return timed(work)
 
 
 def child_peer_extract(args: argparse.Namespace) -> dict:
     """Run the peer's extract and hand its tables over as parquet."""
-    start = time.perf_counter()
-    courses, ratings = duckdb_peer.extract(databases.url_of(COURSES_PIPELINE.source), args.date)
-    seconds = time.perf_counter() - start
+    with Clock() as clock:
+        courses, ratings = duckdb_peer.extract(databases.url_of(COURSES_PIPELINE.source), args.date)
     pq.write_table(courses, args.workdir / "peer_courses.parquet")
     pq.write_table(ratings, args.workdir / "peer_ratings.parquet")
-    return {"seconds": seconds}
+    return clock.figures
 
 
 def child_peer_transform(args: argparse.Namespace) -> dict:
     """Run the peer's transform on the handed-over tables and hand its result over as parquet."""
     courses = pq.read_table(args.workdir / "peer_courses.parquet")
     ratings = pq.read_table(args.workdir / "peer_ratings.parquet")
-    start = time.perf_counter()
-    recommendations = duckdb_peer.transform(courses, ratings, peer_settings())
-    seconds = time.perf_counter() - start
+    with Clock() as clock:
+        recommendations = duckdb_peer.transform(courses, ratings, peer_settings())
     pq.write_table(recommendations, args.workdir / "peer_recommendations.parquet")
-    return {"seconds": seconds}
+    return clock.figures
 
 
 def child_peer_load(args: argparse.Namespace) -> dict:
     """Run the peer's load of the handed-over recommendations."""
     recommendations = pq.read_table(args.workdir / "peer_recommendations.parquet")
-    return {"seconds": timed(lambda: duckdb_peer.load(databases.warehouse_url(), recommendations))}
+    return timed(lambda: duckdb_peer.load(databases.warehouse_url(), recommendations))
 
 
 CHILDREN: dict[str, Callable[[argparse.Namespace], dict]] = {
@@ -330,7 +345,7 @@ def measure(name: str, args: argparse.Namespace, workdir: Path, samples: dict[st
     since = time.time()
     result, peak_mb = run_child(name, args, workdir)
     spilled = engine_runs.spilled_mb(STAGE_TARGETS["transform"], args.date, since)
-    samples.setdefault(name, []).append(Sample(result["seconds"], peak_mb, *spilled))
+    samples.setdefault(name, []).append(Sample(result["seconds"], peak_mb, *spilled, result.get("cpu_seconds")))
     spill = f", spilled {spilled[0]:.0f}/{spilled[1]:.0f} MB" if args.engine == "spark" else ""
     say(f"{name}: {result['seconds']:.2f} s, peak {peak_mb:.0f} MB{spill}")
 
@@ -388,7 +403,9 @@ def median_sample(samples: list[Sample] | None) -> Sample | None:
     if not samples:
         return None
     fields = ("seconds", "peak_mb", "spill_memory_mb", "spill_disk_mb")
-    return Sample(*(statistics.median(getattr(s, field) for s in samples) for field in fields))
+    cpu = [s.cpu_seconds for s in samples if s.cpu_seconds is not None]
+    medians = (statistics.median(getattr(s, field) for s in samples) for field in fields)
+    return Sample(*medians, statistics.median(cpu) if cpu else None)
 
 
 def aligned(lines: list[tuple[str, ...]], left: int = 1) -> str:
@@ -405,17 +422,23 @@ def aligned(lines: list[tuple[str, ...]], left: int = 1) -> str:
 def table(rows: list[tuple[str, Sample | None, Sample | None]], missing: str, other: str = "baseline") -> str:
     """Return the results table: one row per stage, ours and the other (the baseline) side by side with their
     ratios."""
-    header = ("stage", "ours s", "ours peak MB", f"{other} s", f"{other} peak MB", "ratio s", "ratio MB")
+    header = ("stage", "ours s", "ours CPU s", "ours peak MB", f"{other} s", f"{other} CPU s", f"{other} peak MB",
+              "ratio s", "ratio MB")  # fmt: skip
     lines = [header]
     for name, ours, theirs in rows:
-        cells = [name, f"{ours.seconds:.2f}", f"{ours.peak_mb:.0f}"]
+        cells = [name, f"{ours.seconds:.2f}", cpu_cell(ours), f"{ours.peak_mb:.0f}"]
         if theirs is None:
-            cells += [missing] * 4
+            cells += [missing] * 5
         else:
-            cells += [f"{theirs.seconds:.2f}", f"{theirs.peak_mb:.0f}"]
+            cells += [f"{theirs.seconds:.2f}", cpu_cell(theirs), f"{theirs.peak_mb:.0f}"]
             cells += [f"{theirs.seconds / ours.seconds:.1f}x", f"{theirs.peak_mb / ours.peak_mb:.1f}x"]
         lines.append(tuple(cells))
     return aligned(lines)
+
+
+def cpu_cell(sample: Sample) -> str:
+    """Return a sample's CPU seconds as a cell, or '-' where they were not measured (a spawned command)."""
+    return "-" if sample.cpu_seconds is None else f"{sample.cpu_seconds:.2f}"
 
 
 def spark_table(rows: list[tuple[str, Sample]]) -> str:
