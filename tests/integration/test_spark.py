@@ -221,8 +221,9 @@ def test_the_graph_on_a_standalone_cluster_with_two_workers_loads_the_pandas_eng
         result = run("spark", env={"SPARK_MASTER": started.master_url})
         assert result.returncode == 0, result.stderr[-3000:]
         assert loaded(clean) == expected
-        # The work was done by two executors, processes of the workers: each left its log in the work folder.
-        assert len(list((state / "work").glob("app-*/*/stderr"))) == 2
+        # The work was done by executors, processes of the two workers: each left its log in the work folder (a
+        # third appears when a worker replaces an executor it lost, as a loaded machine makes happen).
+        assert len(list((state / "work").glob("app-*/*/stderr"))) >= 2
     finally:
         cluster.stop(state)
         shutil.rmtree(state, ignore_errors=True)
