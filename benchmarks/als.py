@@ -31,6 +31,8 @@ from types import ModuleType
 import pandas as pd
 from measure import TreePeak, tree_rss
 
+from workflow.pipelines.courses.demo import demo_data, movielens_tables
+
 REPO = Path(__file__).resolve().parents[1]
 MOVIELENS = REPO.parent / "shared" / "datasets" / "movielens-latest-small"
 UNTIL = dt.date(2024, 6, 30)
@@ -46,26 +48,9 @@ EMPTY_TOP = {"user_id": "int64", "course_id": "int64", "rating": "float64", "ran
 
 def demo(n_ratings: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return demo courses and ratings (stamped, integer ratings as floats) of that size."""
-    from workflow.pipelines.courses.demo import demo_data  # noqa: PLC0415
 
     courses, ratings = demo_data(n_ratings, UNTIL)
     return courses, ratings.astype({"rating": "float64"})
-
-
-def movielens(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Return MovieLens's films as courses (the first genre, lower-cased, their language) and its ratings (half stars,
-    stamped at their unix timestamps, UTC), as tests/integration/test_factorization.py loads them."""
-    movies = pd.read_csv(folder / "movies.csv")
-    ratings = pd.read_csv(folder / "ratings.csv")
-    courses = pd.DataFrame({
-        "course_id": movies["movieId"], "title": movies["title"], "description": movies["genres"],
-        "programming_language": movies["genres"].str.split("|").str[0].str.lower(),
-    })  # fmt: skip
-    rating = pd.DataFrame({
-        "user_id": ratings["userId"], "course_id": ratings["movieId"], "rating": ratings["rating"].astype(float),
-        "rated_at": pd.to_datetime(ratings["timestamp"], unit="s", utc=True),
-    })  # fmt: skip
-    return courses, rating
 
 
 def write_data(courses: pd.DataFrame, ratings: pd.DataFrame, min_rating: float, folder: Path) -> dict[str, int]:
@@ -248,7 +233,7 @@ def main() -> None:
         if source is None or not (source / "ratings.csv").exists():
             print(f"\nMovieLens skipped: {'--movielens is empty' if source is None else f'{source} is absent'}")
             return
-        counts = write_data(*movielens(source), 0.5, workdir / "movielens")
+        counts = write_data(*movielens_tables(source), 0.5, workdir / "movielens")
         print(f"\nMovieLens latest-small, {counts['valid']:,} valid ratings of {counts['ratings']:,}, "
               f"{counts['users']:,} users, {counts['courses']:,} films, half stars 0.5 to 5 ({common})")  # fmt: skip
         if no_spark:

@@ -163,16 +163,7 @@ def test_factorization_on_the_case_study_data_on_both_engines(clean: Databases) 
 def load_movielens(databases: Databases) -> None:
     """Load MovieLens latest-small (../shared) as the application's tables: a film is a course, its first genre the
     course's language, a rating a half-star rating of 0.5 to 5 made at its timestamp."""
-    movies = pd.read_csv(MOVIELENS / "movies.csv")
-    ratings = pd.read_csv(MOVIELENS / "ratings.csv")
-    courses = pd.DataFrame({
-        "course_id": movies["movieId"], "title": movies["title"], "description": movies["genres"],
-        "programming_language": movies["genres"].str.split("|").str[0].str.lower(),
-    })  # fmt: skip
-    rating = pd.DataFrame({
-        "user_id": ratings["userId"], "course_id": ratings["movieId"], "rating": ratings["rating"].astype(float),
-        "rated_at": pd.to_datetime(ratings["timestamp"], unit="s", utc=True),
-    })  # fmt: skip
+    courses, rating = demo.movielens_tables(MOVIELENS)
     engine = sa.create_engine(databases.source)
     try:
         with engine.begin() as connection:

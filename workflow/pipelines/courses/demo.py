@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -121,3 +122,20 @@ def source_row_count(url: str) -> int:
         if not sa.inspect(connection).has_table("rating"):
             return 0
         return connection.execute(sa.text("SELECT count(*) FROM rating")).scalar()
+
+
+def movielens_tables(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return MovieLens (a `movies.csv` and `ratings.csv` folder) as the application's courses and rating tables: a film
+    is a course, its first genre lower-cased its language, a rating a half star of 0.5 to 5 stamped (UTC) at its unix
+    timestamp as `rated_at`."""
+    movies = pd.read_csv(folder / "movies.csv")
+    ratings = pd.read_csv(folder / "ratings.csv")
+    courses = pd.DataFrame({
+        "course_id": movies["movieId"], "title": movies["title"], "description": movies["genres"],
+        "programming_language": movies["genres"].str.split("|").str[0].str.lower(),
+    })  # fmt: skip
+    rating = pd.DataFrame({
+        "user_id": ratings["userId"], "course_id": ratings["movieId"], "rating": ratings["rating"].astype(float),
+        "rated_at": pd.to_datetime(ratings["timestamp"], unit="s", utc=True),
+    })  # fmt: skip
+    return courses, rating
