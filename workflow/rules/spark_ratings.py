@@ -8,6 +8,9 @@ from pyspark.sql import functions as F  # noqa: N812
 
 from workflow.rules.ratings import RATED_AT, RatingRoles
 
+# Rows of a kept frame a join broadcasts: 1M pairs of keys take ~50 MB on the driver and on each executor.
+SMALL_ROWS = 1_000_000
+
 
 def first_failed(checks: list[tuple[str, Column]]) -> Column:
     """Return the name of the first check a row fails, or NULL when it passes them all (rules.quality's reason)."""
@@ -39,7 +42,8 @@ def validate_ratings(
     user, item, unknown_item, rated_at = roles.user, roles.item, roles.unknown_item, RATED_AT
     columns = [user, item, "rating"]
     stamped = rated_at in ratings.columns
-    rows = ratings.select(*columns, *([rated_at] if stamped else []))
+    stamp = [rated_at] if stamped else []
+    rows = ratings.select(*columns, *stamp)
     known = item_ids.select(F.col(item_ids.columns[0]).cast("long").alias("_known")).dropna().distinct()
     rows = rows.join(known, rows[item] == known["_known"], "left")
     rating = F.col("rating")
@@ -54,38 +58,43 @@ def validate_ratings(
     rows = rows.withColumn("reason", reason).drop("_known")
     # Copies of one (user, item) pair among the rows that pass: the strictly latest one is the rating,
     # older ones are superseded, and copies sharing the latest stamp (or any copies without stamps) are
-    # duplicates. The rows are shuffled once by the pair, and windows over the pair judge every copy in
-    # place: no aggregate joined back on.
+    # duplicates. As in rules.ratings, the repeated pairs are found first (their keys, shuffled once and
+    # counted by hash: no sort of the day's rows), and only their copies are judged by windows.
     passes = F.col("reason").isNull()
+    pairs = shuffled(rows.where(passes).select(user, item), user, item).groupBy(user, item).count()
+    repeated_pairs = pairs.where(F.col("count") > 1).select(user, item).persist(StorageLevel.DISK_ONLY)
+    copies = rows.where(passes).join(_small(repeated_pairs), [user, item], "left_semi")
     pair = Window.partitionBy(user, item)
-    judged = shuffled(rows, user, item).withColumn("_copies", F.count(F.when(passes, 1)).over(pair))
-    keys = [user, item, *([rated_at] if stamped else [])]
+    keys = [user, item, *stamp]
     if stamped:
-        judged = judged.withColumn("_latest", F.max(F.when(passes, F.col(rated_at))).over(pair))
-        latest = passes & (F.col(rated_at) == F.col("_latest"))
-        judged = judged.withColumn("_n_latest", F.sum(F.when(latest, 1).otherwise(0)).over(pair))
-        checks = [("superseded", F.col(rated_at) < F.col("_latest")), ("duplicate_pair", F.col("_n_latest") > 1)]
-        repeat = first_failed(checks)
+        copies = copies.withColumn("_latest", F.max(rated_at).over(pair))
+        latest = F.col(rated_at) == F.col("_latest")
+        copies = copies.withColumn("_n_latest", F.sum(F.when(latest, 1).otherwise(0)).over(pair))
+        repeat = first_failed(
+            [("superseded", F.col(rated_at) < F.col("_latest")), ("duplicate_pair", F.col("_n_latest") > 1)]
+        )
     else:
         repeat = F.lit("duplicate_pair")
-    # Rows that failed a check (a missing id or stamp) keep their reason; only copies that pass are judged.
-    repeat = F.when(passes & (F.col("_copies") > 1), repeat)
-    judged = judged.select(*rows.columns, repeat.alias("_repeat"))
+    judged = copies.select(*rows.columns, repeat.alias("_repeat")).where(F.col("_repeat").isNotNull())
     # The quarantine (few rows, as a rule) is kept on disk for the valid rows: the rows that pass but whose
-    # (user, item[, stamp]) a repeated copy holds, found by a join with its (broadcast) keys instead of
-    # keeping the whole day's rows.
-    quarantined = judged.where(F.col("reason").isNotNull() | F.col("_repeat").isNotNull()).select(
-        *columns, *([rated_at] if stamped else []), F.coalesce(F.col("reason"), F.col("_repeat")).alias("reason"),
-        F.col("_repeat").isNotNull().alias("_repeated"),
-    )  # fmt: skip
+    # (user, item[, stamp]) a repeated copy holds, found by a join with its keys instead of keeping the
+    # whole day's rows.
+    failed = rows.where(~passes).select(*columns, *stamp, "reason", F.lit(False).alias("_repeated"))
+    repeats = judged.select(*columns, *stamp, F.col("_repeat").alias("reason"), F.lit(True).alias("_repeated"))
+    quarantined = failed.unionByName(repeats)
     quarantined = quarantined.persist(StorageLevel.DISK_ONLY)
-    repeated = quarantined.where(F.col("_repeated")).select(*keys)
-    valid = (  # with rated_at (keys[2:]) when stamped: the evaluation holds out each user's newest rating
+    repeated = _small(quarantined.where(F.col("_repeated")).select(*keys))
+    valid = (  # with rated_at when stamped: the evaluation holds out each user's newest rating
         rows.where(passes)
         .join(repeated, keys, "left_anti")
-        .select(F.col(user).cast("long"), F.col(item).cast("long"), rating.cast("double"), *keys[2:])
+        .select(F.col(user).cast("long"), F.col(item).cast("long"), rating.cast("double"), *stamp)
     )
     return valid, quarantined.drop("_repeated")
+
+
+def _small(frame: DataFrame) -> DataFrame:
+    """Return a kept frame hinted for broadcast when it holds at most SMALL_ROWS rows (counting it computes it)."""
+    return F.broadcast(frame) if frame.count() <= SMALL_ROWS else frame
 
 
 def average_ratings(ratings: DataFrame, roles: RatingRoles) -> DataFrame:
