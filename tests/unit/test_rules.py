@@ -285,6 +285,25 @@ def test_the_walk_looks_past_the_courses_a_user_rated_with_invalid_rows(rules: R
     assert_rows(top[top["user_id"] == 9], [(9, 4, 3.0, 1), (9, 5, 2.5, 2)], "user_id course_id rating rank")
 
 
+def test_users_who_rated_nearly_all_of_a_long_ranking_get_the_few_courses_left(rules: Rules) -> None:
+    # 70 python courses; course i is at place i - 1 of the ranking (average 100 - i).
+    courses = frame([(i, "python") for i in range(1, 71)], "course_id programming_language")
+    averages = frame([(i, 100.0 - i, 1) for i in range(1, 71)], "course_id average_rating n_ratings")
+    # User 7 rated 63 of the first 65 courses: all but 11 and 63, so among the first 66 those two and 66 are left.
+    # User 8 rated 62 of the first 62: 63, 64 and 65 are left. User 9 rated course 2 only.
+    ratings = frame(
+        [*((7, i, 3.0) for i in range(1, 66) if i not in (11, 63)), *((8, i, 3.0) for i in range(1, 63)), (9, 2, 3.0)],
+        "user_id course_id rating",
+    )
+    candidates = rules.courses_to_recommend(ratings, courses, averages, per_language=3)
+    assert_rows(
+        candidates.sort_values(["user_id", "course_id"]).reset_index(drop=True),
+        [(7, 11, 89.0), (7, 63, 37.0), (7, 66, 34.0), (8, 63, 37.0), (8, 64, 36.0), (8, 65, 35.0),
+         (9, 1, 99.0), (9, 3, 97.0), (9, 4, 96.0)],
+        "user_id course_id rating",
+    )  # fmt: skip
+
+
 def test_the_latest_copy_of_a_re_rated_pair_is_the_rating_and_older_copies_are_superseded(rules: Rules) -> None:
     ratings = frame(
         [

@@ -63,7 +63,7 @@ def validate_ratings(
     passes = F.col("reason").isNull()
     pairs = shuffled(rows.where(passes).select(user, item), user, item).groupBy(user, item).count()
     repeated_pairs = pairs.where(F.col("count") > 1).select(user, item).persist(StorageLevel.DISK_ONLY)
-    copies = rows.where(passes).join(_small(repeated_pairs), [user, item], "left_semi")
+    copies = rows.where(passes).join(broadcast_if_small(repeated_pairs), [user, item], "left_semi")
     pair = Window.partitionBy(user, item)
     keys = [user, item, *stamp]
     if stamped:
@@ -83,7 +83,7 @@ def validate_ratings(
     repeats = judged.select(*columns, *stamp, F.col("_repeat").alias("reason"), F.lit(True).alias("_repeated"))
     quarantined = failed.unionByName(repeats)
     quarantined = quarantined.persist(StorageLevel.DISK_ONLY)
-    repeated = _small(quarantined.where(F.col("_repeated")).select(*keys))
+    repeated = broadcast_if_small(quarantined.where(F.col("_repeated")).select(*keys))
     valid = (  # with rated_at when stamped: the evaluation holds out each user's newest rating
         rows.where(passes)
         .join(repeated, keys, "left_anti")
@@ -92,7 +92,7 @@ def validate_ratings(
     return valid, quarantined.drop("_repeated")
 
 
-def _small(frame: DataFrame) -> DataFrame:
+def broadcast_if_small(frame: DataFrame) -> DataFrame:
     """Return a kept frame hinted for broadcast when it holds at most SMALL_ROWS rows (counting it computes it)."""
     return F.broadcast(frame) if frame.count() <= SMALL_ROWS else frame
 

@@ -73,6 +73,11 @@ def language_rankings(averages: DataFrame, courses: DataFrame) -> DataFrame:
     )
 
 
+# A lane (one user's language) keeps which of its ranking's first LANE_BITS places the user rated as the bits of
+# one long, its sign bit unused.
+LANE_BITS = 63
+
+
 def courses_to_recommend(
     ratings: DataFrame,
     courses: DataFrame,
@@ -85,50 +90,74 @@ def courses_to_recommend(
     As in `rules`: a user whose rows hold k courses of a language finds their best unrated courses
     among that language's first k + per_language, so the candidates grow with the rows.
 
-    The free places are found without walking the rankings: if t_0 < t_1 < ... are the places a user
-    rated in a language, place t_i has t_i - i free places before it, and the j-th free place (from 0)
-    is j + #{i : t_i - i <= j}, never beyond k + per_language - 1. Every step is keyed by user_id: the
-    two frames of rows are shuffled once each by user_id, the window and aggregation keyed by
-    (user_id, ...) reuse that partitioning, and the small frames (courses, rankings) are broadcast.
+    The free places are found without walking the rankings or sorting the rows: one aggregation by
+    (user, language) counts the valid ratings and ORs a bit per rated place, and a lane's first free
+    places are the lowest bits its rated places left unset. Lanes that rated nearly all of the first
+    LANE_BITS places (none, as a rule) are sorted instead (free_places_by_sorting). Every step is keyed
+    by user_id: the two frames of rows are shuffled once each by user_id, the aggregation and window
+    keyed by (user_id, ...) reuse that partitioning, and the small frames (courses, rankings) are broadcast.
     """
     ratings = spark_ratings.shuffled(ratings.select("user_id", "course_id"), "user_id")
     rated = ratings if rated is None else spark_ratings.shuffled(rated.select("user_id", "course_id"), "user_id")
-    languages = courses.select("course_id", "programming_language")
-    ranked = language_rankings(averages, courses)
-    rankings = F.broadcast(ranked.select("programming_language", "place", "course_id", "average_rating"))
+    # Languages by number: the hash tables over millions of rows then compare ints, not names.
+    number = F.dense_rank().over(Window.partitionBy(F.lit(0)).orderBy("programming_language"))
+    languages = courses.select("course_id", number.alias("_lang"))
+    ranked = language_rankings(averages, courses).join(languages, "course_id")
+    rankings = F.broadcast(ranked.select("_lang", "place", "course_id", "average_rating"))
     # Each rated row's course: its language, and its place in that language's ranking (none when it has no average).
     places = F.broadcast(languages.join(rankings.select("course_id", "place"), "course_id", "left"))
-    lane = Window.partitionBy("user_id", "programming_language").orderBy(F.asc_nulls_last("place"))
-    taken = rated.dropna().join(places, "course_id").withColumn("_i", F.dense_rank().over(lane) - 1)
-    skipped = [f"_skipped_{j}" for j in range(per_language)]  # the rated places before the j-th free place
-    free_before = F.col("place") - F.col("_i")  # the free places before a rated place
-    taken = taken.select(
-        "user_id", "programming_language", F.lit(0).alias("_valid"),
-        *[F.when(free_before <= j, F.col("_i") + 1).alias(name) for j, name in enumerate(skipped)],
-    )  # fmt: skip
-    valid = ratings.join(F.broadcast(languages), "course_id").select(
-        "user_id", "programming_language", F.lit(1).alias("_valid"),
-        *[F.lit(None).cast("int").alias(name) for name in skipped],
-    )  # fmt: skip
-    counts = (
-        valid.unionByName(taken)
-        .groupBy("user_id", "programming_language")
-        .agg(
-            F.sum("_valid").cast("long").alias("n_rated"),
-            *[F.coalesce(F.max(name), F.lit(0)).alias(name) for name in skipped],
-        )
+    taken = rated.dropna().join(places, "course_id")
+    bit = F.when(F.col("place") < LANE_BITS, F.call_function("shiftleft", F.lit(1).cast("long"), F.col("place")))
+    lanes = (
+        ratings.join(F.broadcast(languages), "course_id")
+        .select("user_id", "_lang", F.lit(1).alias("_valid"), F.lit(0).cast("long").alias("_bit"))
+        .unionByName(taken.select("user_id", "_lang", F.lit(0).alias("_valid"), bit.otherwise(0).alias("_bit")))
+        .groupBy("user_id", "_lang")
+        .agg(F.sum("_valid").alias("n_rated"), F.bit_or("_bit").alias("_rated"))
         .where(F.col("n_rated") > 0)  # the languages of the user's valid ratings, as user_languages counts them
     )
-    counts = counts.withColumn("most", F.max("n_rated").over(Window.partitionBy("user_id")))
-    free = counts.where(F.col("n_rated") == F.col("most")).select(
-        "user_id",
-        "programming_language",
-        F.explode(F.array(*[F.col(name) + j for j, name in enumerate(skipped)])).alias("place"),
-    )
+    lanes = lanes.withColumn("most", F.max("n_rated").over(Window.partitionBy("user_id")))
+    unset = F.bitwise_not("_rated").bitwiseAND(F.lit((1 << LANE_BITS) - 1))
+    lanes = lanes.where(F.col("n_rated") == F.col("most")).select("user_id", "_lang", unset.alias("_free"))
+    lanes = lanes.persist(StorageLevel.MEMORY_AND_DISK)
+    crowded = F.bit_count("_free") < per_language
+    free = lowest_bits(lanes.where(~crowded), "_free", per_language)
+    crowded_lanes = lanes.where(crowded).select("user_id", "_lang")
+    if crowded_lanes.count():  # computes the lanes, kept for the free places
+        free = free.unionByName(
+            free_places_by_sorting(taken, spark_ratings.broadcast_if_small(crowded_lanes), per_language)
+        )
     # Places past the end of the language's ranking find no course.
-    return free.join(rankings, ["programming_language", "place"]).select(
+    return free.join(rankings, ["_lang", "place"]).select(
         "user_id", "course_id", F.col("average_rating").alias("rating")
     )
+
+
+def lowest_bits(lanes: DataFrame, bits: str, count: int) -> DataFrame:
+    """Return one row per lane and each of the positions of the `count` lowest set bits of its column `bits` (a
+    positive long with at least that many), as `place`."""
+    positions = []
+    for j in range(count):
+        lowest = F.col(bits).bitwiseAND(-F.col(bits))  # x & -x keeps x's lowest set bit: 2**p, and 2**p - 1 has p
+        lanes = lanes.withColumn(f"_place_{j}", F.bit_count(lowest - 1)).withColumn(
+            bits, F.col(bits).bitwiseAND(F.col(bits) - 1)
+        )
+        positions.append(F.col(f"_place_{j}"))
+    return lanes.select("user_id", "_lang", F.explode(F.array(*positions)).alias("place"))
+
+
+def free_places_by_sorting(taken: DataFrame, lanes: DataFrame, per_language: int) -> DataFrame:
+    """Return the first `per_language` free places of the given lanes, from their rated rows' places sorted.
+
+    If t_0 < t_1 < ... are the places a user rated in a language, place t_i has t_i - i free places
+    before it, and the j-th free place (from 0) is j + #{i : t_i - i <= j}.
+    """
+    lane = Window.partitionBy("user_id", "_lang").orderBy(F.asc_nulls_last("place"))
+    rows = taken.join(lanes, ["user_id", "_lang"], "left_semi").withColumn("_i", F.dense_rank().over(lane) - 1)
+    free_before = F.col("place") - F.col("_i")  # none for a course without a place
+    skipped = [F.coalesce(F.max(F.when(free_before <= j, F.col("_i") + 1)), F.lit(0)) + j for j in range(per_language)]
+    counted = rows.groupBy("user_id", "_lang").agg(F.array(*skipped).alias("_places"))
+    return counted.select("user_id", "_lang", F.explode("_places").alias("place"))
 
 
 def top_recommendations(candidates: DataFrame, per_user: int = 3) -> DataFrame:
